@@ -1,0 +1,1 @@
+"""Health scoring: profiles, signal scorers, the composite score and its changes."""

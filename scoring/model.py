@@ -1,0 +1,136 @@
+"""The composite score: signals → weighted categories → 0-100 → zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scoring.profile import Profile
+from scoring.signals import SIGNALS
+from windows.account import AccountState
+from windows.telemetry import EventType
+
+NO_SCORE = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """An account's score at its clock, with the parts it is made of.
+
+    ``signal_scores`` follows ``profile.signal_names``; ``NO_SCORE`` marks a signal without
+    data, whose weight went to the other signals of its category.
+    """
+
+    score: int
+    zone: str
+    category_scores: dict[str, int | None]
+    signal_scores: list[int]
+
+
+class Scorecard:
+    """A profile compiled for scoring on every event.
+
+    Signal points are cached on the state with the clock they were computed at. While the
+    clock stands still, an event recomputes only the signals its type can change; a new
+    day recomputes them all. The cache is derived data: recomputing from scratch gives the
+    same points, so a state restored from a snapshot scores the same.
+    """
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        signals = [(c, s) for c in profile.categories for s in c.signals]
+        self.scorers = [SIGNALS[s.name].score for _, s in signals]
+        self.params = [s.params for _, s in signals]
+        self.weights = [s.weight for _, s in signals]
+        self.categories = [
+            (c.name, c.weight, range(start, start + len(c.signals)))
+            for c, start in zip(
+                profile.categories,
+                _starts([len(c.signals) for c in profile.categories]),
+                strict=True,
+            )
+        ]
+        affected: dict[EventType, list[int]] = {}
+        for i, (_, s) in enumerate(signals):
+            for etype in SIGNALS[s.name].inputs_for(s.params):
+                affected.setdefault(etype, []).append(i)
+        self.affected = {t: tuple(ix) for t, ix in affected.items()}
+
+    def points(self, state: AccountState, changed_by: EventType | None) -> list[float | None]:
+        cache = state.signal_cache
+        if changed_by is None or cache is None or state.cache_clock != state.clock:
+            cache = [f(state, p) for f, p in zip(self.scorers, self.params, strict=True)]
+            state.signal_cache = cache
+            state.cache_clock = state.clock
+        else:
+            for i in self.affected.get(changed_by, ()):
+                cache[i] = self.scorers[i](state, self.params[i])
+        return cache
+
+    def composite(self, points: list[float | None]) -> tuple[float, dict[str, float | None]]:
+        """The 0-100 composite (unrounded) and the category scores, from signal points."""
+        weights = self.weights
+        category_scores: dict[str, float | None] = {}
+        total = 0.0
+        total_weight = 0.0
+        for name, category_weight, members in self.categories:
+            acc = 0.0
+            weight = 0.0
+            for i in members:
+                value = points[i]
+                if value is not None:
+                    acc += weights[i] * value
+                    weight += weights[i]
+            if weight == 0.0:
+                category_scores[name] = None
+                continue
+            category_score = acc / weight
+            category_scores[name] = category_score
+            total += category_weight * category_score
+            total_weight += category_weight
+        return (total / total_weight if total_weight else 0.0), category_scores
+
+    def score(self, state: AccountState, changed_by: EventType | None = None) -> int:
+        """The composite score only: the per-event path."""
+        return round(self.composite(self.points(state, changed_by))[0])
+
+    def assess(self, state: AccountState, changed_by: EventType | None = None) -> Assessment:
+        """The score with its breakdown, for an emitted change."""
+        return self.breakdown(self.points(state, changed_by))
+
+    def breakdown(self, points: list[float | None]) -> Assessment:
+        total, categories = self.composite(points)
+        score = round(total)
+        return Assessment(
+            score,
+            self.profile.zone(score),
+            {k: None if v is None else round(v) for k, v in categories.items()},
+            [NO_SCORE if v is None else round(v) for v in points],
+        )
+
+    def effective_weights(self, signal_scores: list[int]) -> list[float]:
+        """Each signal's share of the composite, given which signals had data."""
+        shares = [0.0] * len(signal_scores)
+        outer = 0.0
+        for _, category_weight, members in self.categories:
+            inner = sum(self.weights[i] for i in members if signal_scores[i] != NO_SCORE)
+            if not inner:
+                continue
+            outer += category_weight
+            for i in members:
+                if signal_scores[i] != NO_SCORE:
+                    shares[i] = category_weight * self.weights[i] / inner
+        return [s / outer for s in shares] if outer else shares
+
+
+def _starts(sizes: list[int]) -> list[int]:
+    starts, at = [], 0
+    for n in sizes:
+        starts.append(at)
+        at += n
+    return starts
+
+
+def assess(state: AccountState, profile: Profile) -> Assessment:
+    """Score a state from scratch (no cache): for tests and one-off reads."""
+    state.signal_cache = None
+    return Scorecard(profile).assess(state)

@@ -1,0 +1,300 @@
+"""Signal scorers: each turns an account's windows and facts into 0-100 points, or None.
+
+None means "no data for this signal" (no meetings ever recorded, no CSAT yet): the signal
+drops out and its weight is shared among the others of its category. Each scorer has a
+matching ``evidence`` function that says what the points rest on; it is called only when a
+score change is emitted, so the per-event path stays lean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from windows.account import EVENT_TYPES_OF_SERIES, SERIES_BY_NAME, AccountState, Series
+from windows.telemetry import EventType as E
+
+Params = Mapping[str, Any]
+Scorer = Callable[[AccountState, Params], float | None]
+Evidence = Callable[[AccountState, Params], dict[str, Any]]
+
+
+def _banded(value: float, bands: list[list[float]], floor: float) -> float:
+    """Points of the first band ``[minimum, points]`` that ``value`` reaches (bands descend)."""
+    for minimum, points in bands:
+        if value >= minimum:
+            return float(points)
+    return floor
+
+
+# -- usage ------------------------------------------------------------------------------
+
+
+def login_frequency(state: AccountState, p: Params) -> float | None:
+    return _banded(state.active_days(Series.LOGINS, 30), p["bands"], p["inactive_points"])
+
+
+def login_frequency_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"login_days_30d": state.active_days(Series.LOGINS, 30)}
+
+
+def _usage_windows(state: AccountState, p: Params) -> tuple[float, float]:
+    series = SERIES_BY_NAME[p["series"]]
+    last = state.total(series, 14)
+    return last, state.total(series, 28) - last
+
+
+def usage_trend(state: AccountState, p: Params) -> float | None:
+    """The 14-day usage trend: last 14 days against the prior 14.
+
+    Comparisons are made as ``100·last`` against ``(100 + pct)·prior`` so that integer
+    sums fall exactly on band edges (10% growth on 100 is 110, not 110.00000000000001).
+    """
+    last, prior = _usage_windows(state, p)
+    if last == 0:
+        return float(p["zero_points"])
+    if prior == 0:
+        return float(p["growing_points"])
+    if 100 * last > (100 + p["growing_above_pct"]) * prior:
+        return float(p["growing_points"])
+    if 100 * last >= (100 + p["stable_from_pct"]) * prior:
+        return float(p["stable_points"])
+    if 100 * last >= (100 + p["declining_from_pct"]) * prior:
+        return float(p["declining_points"])
+    return float(p["critical_points"])
+
+
+def usage_trend_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    last, prior = _usage_windows(state, p)
+    trend = None if prior == 0 else round(100 * (last / prior - 1), 1)
+    return {"series": p["series"], "last_14d": last, "prior_14d": prior, "trend_pct": trend}
+
+
+def _core_features_used(state: AccountState, p: Params) -> list[str]:
+    since = state.clock - 29
+    return [f for f in p["core_features"] if state.features.get(f, -1) >= since]
+
+
+def feature_adoption(state: AccountState, p: Params) -> float | None:
+    core = p["core_features"]
+    if not core:
+        return None
+    return 100.0 * len(_core_features_used(state, p)) / len(core)
+
+
+def feature_adoption_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"core_features_used_30d": _core_features_used(state, p)}
+
+
+# -- engagement ---------------------------------------------------------------------------
+
+
+def meeting_attendance(state: AccountState, p: Params) -> float | None:
+    attended = state.total(Series.MEETINGS_ATTENDED, 90)
+    missed = state.total(Series.MEETINGS_MISSED, 90)
+    if attended + missed == 0:
+        return None
+    return _banded(100 * attended / (attended + missed), p["bands"], p["floor_points"])
+
+
+def meeting_attendance_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {
+        "attended_90d": state.total(Series.MEETINGS_ATTENDED, 90),
+        "missed_90d": state.total(Series.MEETINGS_MISSED, 90),
+    }
+
+
+def email_responsiveness(state: AccountState, p: Params) -> float | None:
+    if state.email_count == 0:
+        return None
+    if state.total(Series.EMAIL_REPLIES, 90) == 0:
+        return float(p["unresponsive_points"])
+    for hours, points in p["bands"]:
+        if state.email_hours_avg < hours:
+            return float(points)
+    return float(p["unresponsive_points"])
+
+
+def email_responsiveness_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {
+        "avg_response_hours": round(state.email_hours_avg, 1),
+        "replies_90d": state.total(Series.EMAIL_REPLIES, 90),
+    }
+
+
+# -- support ------------------------------------------------------------------------------
+
+
+def csat(state: AccountState, p: Params) -> float | None:
+    if state.csat_count == 0:
+        return None
+    lo, hi = float(p["scale_min"]), float(p["scale_max"])
+    clipped = min(max(state.csat_avg, lo), hi)
+    return 100.0 * (clipped - lo) / (hi - lo)
+
+
+def csat_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"csat_avg": round(state.csat_avg, 2), "responses": state.csat_count}
+
+
+def escalations(state: AccountState, p: Params) -> float | None:
+    count = state.total(Series.ESCALATIONS, 90)
+    if count == 0:
+        return float(p["none_points"])
+    return float(p["one_points"] if count == 1 else p["multiple_points"])
+
+
+def escalations_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"escalations_90d": state.total(Series.ESCALATIONS, 90)}
+
+
+def _oldest_open_age(state: AccountState) -> int | None:
+    if not state.open_tickets:
+        return None
+    return state.clock - min(state.open_tickets.values())
+
+
+def open_issue_age(state: AccountState, p: Params) -> float | None:
+    age = _oldest_open_age(state)
+    if age is None:
+        return float(p["none_open_points"])
+    for max_days, points in p["bands"]:
+        if age <= max_days:
+            return float(points)
+    return float(p["oldest_points"])
+
+
+def open_issue_age_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"open_tickets": len(state.open_tickets), "oldest_open_days": _oldest_open_age(state)}
+
+
+# -- financial ---------------------------------------------------------------------------
+
+
+def _last_failure_day(state: AccountState) -> int | None:
+    buckets = state.buckets(Series.PAYMENT_FAILURES)
+    if buckets is None:
+        return None
+    recent = buckets.daily(state.clock, 30)
+    for back, count in enumerate(reversed(recent)):
+        if count:
+            return state.clock - back
+    return None
+
+
+def payment_timeliness(state: AccountState, p: Params) -> float | None:
+    failed = _last_failure_day(state)
+    if failed is not None and failed >= state.last_paid_day:
+        return float(p["failed_points"])
+    if state.last_days_late < 0:
+        return None
+    for max_days, points in p["bands"]:
+        if state.last_days_late <= max_days:
+            return float(points)
+    return float(p["very_late_points"])
+
+
+def payment_timeliness_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"last_days_late": state.last_days_late, "last_failure_day": _last_failure_day(state)}
+
+
+def renewal_proximity(state: AccountState, p: Params) -> float | None:
+    if state.renewal_day < 0:
+        return None
+    return _banded(state.renewal_day - state.clock, p["bands"], p["near_points"])
+
+
+def renewal_proximity_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"days_to_renewal": state.renewal_day - state.clock}
+
+
+@dataclass(frozen=True)
+class SignalDefinition:
+    """A scorer, its evidence, and the parameters a profile may tune (with defaults)."""
+
+    score: Scorer
+    evidence: Evidence
+    defaults: Mapping[str, Any]
+    #: the event types whose arrival can change this signal's points (time aside)
+    inputs: frozenset[E] = frozenset()
+
+    def inputs_for(self, params: Params) -> frozenset[E]:
+        if "series" in params:
+            return self.inputs | EVENT_TYPES_OF_SERIES[SERIES_BY_NAME[params["series"]]]
+        return self.inputs
+
+
+SIGNALS: dict[str, SignalDefinition] = {
+    "login_frequency": SignalDefinition(
+        login_frequency,
+        login_frequency_evidence,
+        # active login days in the last 30: daily / weekly / biweekly / monthly / inactive
+        {"bands": [[20, 100], [4, 75], [2, 50], [1, 25]], "inactive_points": 0},
+        frozenset({E.LOGIN}),
+    ),
+    "usage_trend": SignalDefinition(
+        usage_trend,
+        usage_trend_evidence,
+        {
+            "series": "value_actions",
+            "growing_above_pct": 10,
+            "stable_from_pct": -10,
+            "declining_from_pct": -25,
+            "growing_points": 100,
+            "stable_points": 70,
+            "declining_points": 40,
+            "critical_points": 10,
+            "zero_points": 0,
+        },
+    ),
+    "feature_adoption": SignalDefinition(
+        feature_adoption,
+        feature_adoption_evidence,
+        {"core_features": []},
+        frozenset({E.FEATURE_USED}),
+    ),
+    "meeting_attendance": SignalDefinition(
+        meeting_attendance,
+        meeting_attendance_evidence,
+        {"bands": [[80, 100], [50, 60]], "floor_points": 20},
+        frozenset({E.MEETING_ATTENDED, E.MEETING_MISSED}),
+    ),
+    "email_responsiveness": SignalDefinition(
+        email_responsiveness,
+        email_responsiveness_evidence,
+        {"bands": [[24, 100], [72, 70], [168, 40]], "unresponsive_points": 10},
+        frozenset({E.EMAIL_REPLIED}),
+    ),
+    "csat": SignalDefinition(
+        csat,
+        csat_evidence,
+        {"scale_min": 1, "scale_max": 5},
+        frozenset({E.SUPPORT_TICKET_RESOLVED}),
+    ),
+    "escalations": SignalDefinition(
+        escalations,
+        escalations_evidence,
+        {"none_points": 100, "one_points": 60, "multiple_points": 20},
+        frozenset({E.SUPPORT_TICKET_ESCALATED}),
+    ),
+    "open_issue_age": SignalDefinition(
+        open_issue_age,
+        open_issue_age_evidence,
+        {"none_open_points": 100, "bands": [[7, 80], [14, 60], [30, 40]], "oldest_points": 10},
+        frozenset({E.SUPPORT_TICKET_OPENED, E.SUPPORT_TICKET_RESOLVED}),
+    ),
+    "payment_timeliness": SignalDefinition(
+        payment_timeliness,
+        payment_timeliness_evidence,
+        {"bands": [[0, 100], [14, 60], [30, 30]], "very_late_points": 0, "failed_points": 0},
+        frozenset({E.INVOICE_PAID, E.PAYMENT_FAILED}),
+    ),
+    "renewal_proximity": SignalDefinition(
+        renewal_proximity,
+        renewal_proximity_evidence,
+        # days until renewal: 6 months or more / 3-6 months / under 3 months
+        {"bands": [[180, 80], [90, 60]], "near_points": 30},
+        frozenset({E.ACCOUNT_FACTS}),
+    ),
+}

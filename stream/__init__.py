@@ -1,0 +1,1 @@
+"""The Kafka side: settings, codecs, the Faust worker, the CLI and the demo."""

@@ -1,0 +1,225 @@
+"""The ``healthstream`` command: worker, replay, generate, produce, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from scoring.profile import ProfileError
+from sinks import JsonlSink
+from stream.codec import BadEvent
+from stream.settings import Settings, SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    cli = {
+        "bootstrap_servers": getattr(args, "bootstrap", None),
+        "profile_path": getattr(args, "profile", None),
+        "min_step": getattr(args, "min_step", None),
+        "partitions": getattr(args, "partitions", None),
+        "app_id": getattr(args, "app_id", None),
+        "input_topic": getattr(args, "input_topic", None),
+        "output_topic": getattr(args, "output_topic", None),
+        "tick_interval_s": getattr(args, "tick_interval", None),
+        "web_port": getattr(args, "web_port", None),
+        "web_enabled": True if getattr(args, "web", False) else None,
+        "data_dir": getattr(args, "data_dir", None),
+    }
+    return load_settings(getattr(args, "config", None), cli)
+
+
+def _lines(path: str) -> Iterator[bytes]:
+    if path == "-":
+        yield from sys.stdin.buffer
+    else:
+        with open(path, "rb") as f:
+            yield from f
+
+
+class Progress:
+    """A one-line progress report on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, label: str, total: int | None = None, stream: IO[str] = sys.stderr) -> None:
+        self.label, self.total, self.stream = label, total, stream
+        self.enabled = stream.isatty()
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.2:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        if self.total:
+            width = 30
+            filled = int(width * done / self.total)
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {done:,}/{self.total:,} {rate:,.0f}/s")
+        else:
+            self.stream.write(f"\r{self.label} {done:,} {rate:,.0f}/s")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Run the scoring core over a JSONL file with no broker; outputs go to stdout as JSONL."""
+    from stream.app import build_engine
+    from stream.replay import replay
+
+    settings = _settings(args)
+    sink = (
+        JsonlSink(sys.stdout.buffer)
+        if args.out == "-"
+        else JsonlSink(open(args.out, "wb"), close_stream=True)
+    )
+
+    def report(lineno: int, exc: BadEvent) -> None:
+        if args.verbose:
+            print(f"{args.events}:{lineno}: {exc.reason}: {exc}", file=sys.stderr)
+
+    progress = Progress("replay")
+    started = time.perf_counter()
+    try:
+        book, stats = replay(
+            _lines(args.events), build_engine(settings), sink, report, progress.update
+        )
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - started
+    summary = (
+        f"replay: {stats.events:,} events, {stats.ticks:,} ticks, {len(book.states):,} accounts, "
+        f"{sink.delivered:,} score changes in {elapsed:.2f} s "
+        f"({stats.records / max(elapsed, 1e-9):,.0f} records/s)"
+    )
+    if stats.rejected:
+        summary += "; rejected: " + ", ".join(f"{r}={n}" for r, n in sorted(stats.rejected.items()))
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write a synthetic scenario as JSONL."""
+    from stream.synthetic import Scenario, write_jsonl
+
+    scenario = Scenario(
+        accounts=args.accounts, days=args.days, seed=args.seed, intensity=args.intensity
+    )
+    if args.out == "-":
+        n = write_jsonl(scenario, sys.stdout.buffer)
+    else:
+        n = write_jsonl(scenario, Path(args.out))
+    print(f"generate: {n:,} records", file=sys.stderr)
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Produce a JSONL file to the input topic (ticks go to every partition)."""
+    import asyncio
+
+    from stream.produce import produce_records
+
+    settings = _settings(args)
+    records = (orjson.loads(line) for line in _lines(args.events) if line.strip())
+    n = asyncio.run(produce_records(settings, records))
+    print(f"produce: {n:,} records to {settings.input_topic}", file=sys.stderr)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a worker: consume the input topic, keep account tables, emit score changes."""
+    import faust
+
+    from stream.app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Embedded broker + worker + a synthetic scenario streamed in about a minute."""
+    from stream.demo import run_demo
+
+    return run_demo(accounts=args.accounts, days=args.days, seconds=args.seconds, seed=args.seed)
+
+
+def _add_common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
+    p.add_argument("--config", help="TOML settings file (a [healthstream] table)")
+    p.add_argument("--profile", help="scoring profile TOML (default: the packaged default)")
+    p.add_argument("--min-step", type=int, help="emit when the score moves at least this much")
+    if kafka:
+        p.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)")
+        p.add_argument("--partitions", type=int, help="input topic partitions (default 4)")
+        p.add_argument("--input-topic", help="telemetry topic (default: telemetry)")
+        p.add_argument("--output-topic", help="score-change topic (default: health-scores)")
+        p.add_argument("--app-id", help="consumer group and table prefix (default: healthstream)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="healthstream",
+        description="Streaming customer-health scores from product telemetry in Kafka.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("worker", help=cmd_worker.__doc__, description=cmd_worker.__doc__)
+    _add_common(p)
+    p.add_argument("--tick-interval", type=float, help="seconds between wall-clock ticks (0: off)")
+    p.add_argument("--web", action="store_true", help="serve the worker's HTTP API")
+    p.add_argument("--web-port", type=int, help="HTTP port (default 6066)")
+    p.add_argument("--data-dir", help="local state directory")
+    p.add_argument("--loglevel", default="warning", help="log level (default: warning)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("replay", help=cmd_replay.__doc__, description=cmd_replay.__doc__)
+    p.add_argument("events", help="JSONL file of contract events ('-' for stdin)")
+    p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.add_argument("-v", "--verbose", action="store_true", help="report each rejected line")
+    _add_common(p, kafka=False)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
+    p.add_argument("--accounts", type=int, default=300)
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--intensity", type=float, default=1.0, help="scale of daily activity")
+    p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("produce", help=cmd_produce.__doc__, description=cmd_produce.__doc__)
+    p.add_argument("events", help="JSONL file ('-' for stdin)")
+    _add_common(p)
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    p.add_argument("--accounts", type=int, default=300)
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--seconds", type=float, default=45.0, help="wall time to stream over")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: Any = args.func(args)
+    except (SettingsError, ProfileError, FileNotFoundError) as exc:
+        print(f"healthstream: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

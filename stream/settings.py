@@ -1,0 +1,102 @@
+"""One frozen settings object: defaults < config file (TOML) < environment < CLI flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENT = {
+    "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
+    "HEALTHSTREAM_INPUT_TOPIC": "input_topic",
+    "HEALTHSTREAM_OUTPUT_TOPIC": "output_topic",
+    "HEALTHSTREAM_PARTITIONS": "partitions",
+    "HEALTHSTREAM_PROFILE": "profile_path",
+    "HEALTHSTREAM_APP_ID": "app_id",
+    "HEALTHSTREAM_DEAD_LETTER_TOPIC": "dead_letter_topic",
+}
+
+
+class SettingsError(ValueError):
+    """A setting with a bad name or value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = "localhost:9092"
+    app_id: str = "healthstream"
+    input_topic: str = "telemetry"
+    output_topic: str = "health-scores"
+    dead_letter_topic: str = "telemetry-deadletter"
+    #: partitions of the input topic; the table's changelog is co-partitioned with it
+    partitions: int = 4
+    profile_path: str | None = None
+    #: emit score_changed when the score moves by at least this much, or the zone changes
+    min_step: int = 5
+    #: most records taken from the input per batch, and how long to wait to fill one
+    batch_max: int = 2000
+    batch_wait_s: float = 0.05
+    #: seconds between wall-clock ticks the leader appends to every input partition (0: off)
+    tick_interval_s: float = 0.0
+    store: str = "memory://"
+    data_dir: str = ".healthstream-data"
+    web_port: int = 6066
+    web_enabled: bool = False
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 1.0
+    rebalance_timeout_s: float = 10.0
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """A validated copy with the given fields replaced (None values are ignored)."""
+        known = {f.name: f for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in known:
+                raise SettingsError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
+            default = getattr(self, key)
+            try:
+                if isinstance(default, bool):
+                    value = (
+                        value
+                        if isinstance(value, bool)
+                        else str(value).lower() in ("1", "true", "yes")
+                    )
+                elif isinstance(default, int):
+                    value = int(value)
+                elif isinstance(default, float):
+                    value = float(value)
+                else:
+                    value = str(value)
+            except ValueError:
+                raise SettingsError(
+                    f"{key}: {value!r} is not a valid {type(default).__name__}"
+                ) from None
+            changes[key] = value
+        result = replace(self, **changes)
+        if result.partitions < 1:
+            raise SettingsError(f"partitions: must be at least 1, got {result.partitions}")
+        if result.min_step < 1:
+            raise SettingsError(f"min_step: must be at least 1, got {result.min_step}")
+        return result
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    settings = Settings()
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{config_file}: {exc}") from exc
+        settings = settings.with_overrides(data.get("healthstream", data))
+    env = os.environ if environ is None else environ
+    settings = settings.with_overrides({field: env.get(var) for var, field in ENVIRONMENT.items()})
+    return settings.with_overrides(cli or {})

@@ -1,0 +1,108 @@
+"""Signal scorers and the composite against hand-computed cases."""
+
+import pytest
+
+from scoring.engine import HealthEngine, ScoringConfig
+from scoring.model import assess
+from scoring.profile import load_profile
+from scoring.signals import SIGNALS
+from windows.account import AccountState
+from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
+
+DAY0 = 20_454
+PROFILE = load_profile()
+TREND = SIGNALS["usage_trend"]
+
+
+def ev(etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: object) -> TelemetryEvent:
+    return TelemetryEvent("e", "a", etype, day * MS_PER_DAY + 1000, value, user, dict(attrs))
+
+
+def usage(prior: int, last: int) -> AccountState:
+    """14 days at ``prior`` per day then 14 days at ``last`` per day (totals 14x each)."""
+    s = AccountState()
+    for d in range(28):
+        amount = prior if d < 14 else last
+        s.apply(ev(EventType.VALUE_ACTION, DAY0 + d, amount))
+    if last == 0:
+        s.advance_to(DAY0 + 27)
+    return s
+
+
+@pytest.mark.parametrize(
+    ("prior", "last", "points"),
+    [
+        (100, 111, 100),  # +11%: growing
+        (100, 110, 70),  # exactly +10% is still stable
+        (100, 90, 70),  # exactly -10%: stable
+        (100, 89, 40),  # -11%: declining
+        (100, 75, 40),  # exactly -25%: declining
+        (100, 74, 10),  # -26%: critical
+        (100, 0, 0),  # zero usage: dead
+        (0, 5, 100),  # usage from nothing: growing
+    ],
+)
+def test_usage_trend_bands(prior: int, last: int, points: int) -> None:
+    assert TREND.score(usage(prior, last), TREND.defaults) == points
+
+
+def test_login_frequency_bands() -> None:
+    p = SIGNALS["login_frequency"]
+    s = AccountState()
+    s.apply(ev(EventType.LOGIN, DAY0))
+    assert p.score(s, p.defaults) == 25  # one login day in 30: monthly
+    for d in range(1, 4):
+        s.apply(ev(EventType.LOGIN, DAY0 + d * 7))
+    assert p.score(s, p.defaults) == 75  # four login days: weekly
+    s.advance_to(DAY0 + 60)
+    assert p.score(s, p.defaults) == 0  # inactive for 30 days
+
+
+def test_csat_is_linear_from_one_to_five() -> None:
+    p = SIGNALS["csat"]
+    s = AccountState()
+    s.apply(ev(EventType.SUPPORT_TICKET_RESOLVED, DAY0, ticket_id="t", csat=4))
+    assert p.score(s, p.defaults) == 75
+    assert p.score(AccountState(), p.defaults) is None  # no CSAT yet: no data
+
+
+def test_composite_weights_categories_and_shares_missing_signal_weight() -> None:
+    # usage: logins on 20 days (100), usage trend growing (100), feature adoption 0/5 (0)
+    s = AccountState()
+    for d in range(20):
+        s.apply(ev(EventType.LOGIN, DAY0 + d))
+        s.apply(ev(EventType.VALUE_ACTION, DAY0 + d, 3))
+    a = assess(s, PROFILE)
+    # usage = (25*100 + 45*100 + 30*0) / 100 = 70
+    assert a.category_scores["usage"] == 70
+    # engagement has no data; support: escalations 100, open issues 100, csat none -> 100;
+    # financial has no data. composite = (35*70 + 20*100) / 55 = 80.9 -> 81
+    assert a.category_scores["engagement"] is None
+    assert a.category_scores["support"] == 100
+    assert a.category_scores["financial"] is None
+    assert a.score == 81
+    assert a.zone == "healthy"
+
+
+def test_engine_emits_on_step_or_zone_change_with_seq_and_evidence() -> None:
+    engine = HealthEngine(ScoringConfig(PROFILE, min_step=5))
+    s = AccountState()
+    outs = []
+    for d in range(28):
+        out = engine.on_event("a", s, ev(EventType.VALUE_ACTION, DAY0 + d, 5))
+        outs.append(out)
+    first = outs[0]
+    assert first is not None and first["seq"] == 1 and first["previous_score"] is None
+    emitted = [o for o in outs if o is not None]
+    assert [o["seq"] for o in emitted] == list(range(1, len(emitted) + 1))
+    for prev, cur in zip(emitted, emitted[1:]):
+        assert abs(cur["score"] - prev["score"]) >= 5 or cur["zone"] != prev["zone"]
+        assert cur["previous_score"] == prev["score"]
+    # silence: ticks alone pull the usage trend to zero and the score down
+    out = engine.on_tick("a", s, (DAY0 + 50) * MS_PER_DAY)
+    assert out is not None
+    assert out["score"] < emitted[-1]["score"]
+    moved = {m["signal"]: m for m in out["signals"]}
+    assert moved["usage_trend"]["score"] == 0
+    assert moved["usage_trend"]["evidence"]["last_14d"] == 0
+    assert out["config_version"] == engine.version

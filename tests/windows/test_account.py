@@ -1,0 +1,101 @@
+"""AccountState folding and snapshots."""
+
+import random
+
+from windows.account import AccountState, Series
+from windows.buckets import WINDOWS
+from windows.snapshot import SnapshotError, decode_state, encode_state
+from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
+
+import pytest
+
+DAY0 = 20_454  # 2026-01-01
+
+
+def ev(etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: object) -> TelemetryEvent:
+    return TelemetryEvent(
+        event_id=f"e{random.random()}", account_id="a", type=etype,
+        ts_ms=day * MS_PER_DAY + 3_600_000, value=value, user_id=user, attrs=dict(attrs),
+    )
+
+
+def test_out_of_order_event_lands_in_its_own_day() -> None:
+    s = AccountState()
+    s.apply(ev(EventType.VALUE_ACTION, DAY0 + 10, 3))
+    s.apply(ev(EventType.VALUE_ACTION, DAY0 + 4, 2))
+    b = s.buckets(Series.VALUE_ACTIONS)
+    assert b is not None
+    assert s.clock == DAY0 + 10
+    assert b.day_count(s.clock, DAY0 + 4) == 2
+    assert b.day_count(s.clock, DAY0 + 10) == 3
+
+
+def test_event_older_than_horizon_is_refused() -> None:
+    s = AccountState()
+    s.apply(ev(EventType.LOGIN, DAY0 + 100))
+    assert not s.apply(ev(EventType.LOGIN, DAY0 + 5))
+    assert s.total(Series.LOGINS, 90) == 1
+
+
+def test_silent_account_windows_roll_with_the_clock() -> None:
+    s = AccountState()
+    for d in range(14):
+        s.apply(ev(EventType.VALUE_ACTION, DAY0 + d, 5))
+    assert s.total(Series.VALUE_ACTIONS, 14) == 70
+    s.advance_to(DAY0 + 20)
+    assert s.total(Series.VALUE_ACTIONS, 14) == 5 * 7
+    s.advance_to(DAY0 + 40)
+    assert s.total(Series.VALUE_ACTIONS, 14) == 0
+
+
+def test_facts_tickets_and_champion() -> None:
+    s = AccountState()
+    s.apply(ev(EventType.ACCOUNT_FACTS, DAY0, segment="smb", seats=12, renewal_date="2026-03-02"))
+    s.apply(ev(EventType.CHAMPION_CHANGED, DAY0, user="u1", status="assigned"))
+    s.apply(ev(EventType.SUPPORT_TICKET_OPENED, DAY0 + 1, ticket_id="t1"))
+    s.apply(ev(EventType.SUPPORT_TICKET_ESCALATED, DAY0 + 2, ticket_id="t1"))
+    assert s.escalated_open == ["t1"]
+    s.apply(ev(EventType.SUPPORT_TICKET_RESOLVED, DAY0 + 3, ticket_id="t1", csat=4))
+    s.apply(ev(EventType.LOGIN, DAY0 + 5, user="u1"))
+    assert s.segment == "smb" and s.seats == 12
+    assert s.renewal_day == DAY0 + 60
+    assert s.open_tickets == {} and s.escalated_open == []
+    assert s.csat_avg == 4.0
+    assert s.champion_last_seen_day == DAY0 + 5
+    s.apply(ev(EventType.CHAMPION_CHANGED, DAY0 + 6, status="departed"))
+    assert s.champion_departed
+
+
+def random_state(seed: int) -> AccountState:
+    rng = random.Random(seed)
+    s = AccountState()
+    types = list(EventType)
+    types.remove(EventType.TICK)
+    for i in range(300):
+        etype = rng.choice(types)
+        s.apply(ev(etype, DAY0 + i // 3 - rng.randrange(0, 5), value=rng.randrange(0, 10 ** rng.randrange(1, 7)),
+                   user=f"u{rng.randrange(20)}", feature=f"f{rng.randrange(40)}", ticket_id=f"t{rng.randrange(9)}",
+                   csat=rng.randrange(1, 6), response_hours=rng.random() * 90, days_late=rng.randrange(40),
+                   errors=rng.randrange(3), status=rng.choice(["assigned", "departed"])))
+    return s
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_snapshot_round_trip_is_exact(seed: int) -> None:
+    s = random_state(seed)
+    blob = encode_state(s)
+    back = decode_state(blob)
+    assert encode_state(back) == blob
+    for series in Series:
+        a, b = s.buckets(series), back.buckets(series)
+        if a is None or a.is_empty():
+            continue
+        assert b is not None
+        assert list(a.counts) == list(b.counts)
+        assert list(a.sums) == list(b.sums)  # derived sums are rebuilt exactly
+        assert [a.trend(w) for w in WINDOWS] == [b.trend(w) for w in WINDOWS]
+
+
+def test_snapshot_rejects_garbage() -> None:
+    with pytest.raises(SnapshotError):
+        decode_state(b"\x07nonsense")

@@ -1,0 +1,1 @@
+"""Per-account rolling windows of daily buckets: the pure, typed state core."""

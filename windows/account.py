@@ -1,0 +1,298 @@
+"""The state of one account: daily buckets per signal plus the facts that are not series."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import IntEnum
+from typing import Any
+
+from windows.buckets import HORIZON, DailyBuckets
+from windows.telemetry import EventType, TelemetryEvent
+
+NO_DAY = -1
+MAX_OPEN_TICKETS = 32
+MAX_FEATURES = 32
+MAX_USERS = 16
+#: weight of the newest observation in the running averages of CSAT and reply time
+EMA_ALPHA = 0.3
+
+
+class Series(IntEnum):
+    """The signals kept as 90 days of daily buckets."""
+
+    LOGINS = 0
+    VALUE_ACTIONS = 1
+    FEATURE_USES = 2
+    API_CALLS = 3
+    API_ERRORS = 4
+    INTEGRATION_CREATED = 5
+    INTEGRATION_CLOSED = 6
+    INTEGRATION_MESSAGES = 7
+    SUPPORT_OPENED = 8
+    ESCALATIONS = 9
+    MEETINGS_ATTENDED = 10
+    MEETINGS_MISSED = 11
+    EMAIL_REPLIES = 12
+    PAYMENT_FAILURES = 13
+
+
+SERIES_BY_NAME: dict[str, Series] = {s.name.lower(): s for s in Series}
+
+_COUNTED: dict[EventType, Series] = {
+    EventType.LOGIN: Series.LOGINS,
+    EventType.VALUE_ACTION: Series.VALUE_ACTIONS,
+    EventType.FEATURE_USED: Series.FEATURE_USES,
+    EventType.API_CALLS: Series.API_CALLS,
+    EventType.INTEGRATION_TICKET_CREATED: Series.INTEGRATION_CREATED,
+    EventType.INTEGRATION_TICKET_CLOSED: Series.INTEGRATION_CLOSED,
+    EventType.INTEGRATION_MESSAGE_SENT: Series.INTEGRATION_MESSAGES,
+}
+_ONE_EACH: dict[EventType, Series] = {
+    EventType.SUPPORT_TICKET_OPENED: Series.SUPPORT_OPENED,
+    EventType.SUPPORT_TICKET_ESCALATED: Series.ESCALATIONS,
+    EventType.MEETING_ATTENDED: Series.MEETINGS_ATTENDED,
+    EventType.MEETING_MISSED: Series.MEETINGS_MISSED,
+    EventType.EMAIL_REPLIED: Series.EMAIL_REPLIES,
+    EventType.PAYMENT_FAILED: Series.PAYMENT_FAILURES,
+}
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+#: which event types feed each series (for knowing what an event can change)
+EVENT_TYPES_OF_SERIES: dict[Series, frozenset[EventType]] = {
+    series: frozenset(t for t, s in (_COUNTED | _ONE_EACH).items() if s is series)
+    for series in Series
+}
+EVENT_TYPES_OF_SERIES[Series.API_ERRORS] = frozenset({EventType.API_CALLS})
+
+
+def date_to_day(text: str) -> int:
+    """Day number of an ISO date ("2026-03-01"); a timestamp's date part is used."""
+    return date.fromisoformat(text[:10]).toordinal() - _EPOCH_ORDINAL
+
+
+def _ema(old: float, new: float, count: int) -> float:
+    return new if count == 0 else old + EMA_ALPHA * (new - old)
+
+
+def _bounded_put(table: dict[str, int], key: str, day: int, limit: int) -> None:
+    """Remember ``key`` at ``day``; past ``limit`` entries forget the stalest one."""
+    if table.get(key, NO_DAY) < day:
+        table[key] = day
+    if len(table) > limit:
+        stalest = min(table, key=lambda k: (table[k], k))
+        del table[stalest]
+
+
+class AccountState:
+    """Everything the model knows about one account, advanced by events and ticks.
+
+    ``clock`` is the account's current day: the latest day of any of its events or of a
+    tick it has seen. Windows end at the clock, so a silent account's windows still roll.
+    """
+
+    __slots__ = (
+        "clock",
+        "first_day",
+        "last_event_day",
+        "series",
+        "segment",
+        "plan",
+        "seats",
+        "contract_start_day",
+        "renewal_day",
+        "api_driven",
+        "champion_user",
+        "champion_departed",
+        "champion_last_seen_day",
+        "nps",
+        "nps_day",
+        "csat_avg",
+        "csat_count",
+        "email_hours_avg",
+        "email_count",
+        "last_days_late",
+        "last_paid_day",
+        "open_tickets",
+        "escalated_open",
+        "features",
+        "users",
+        "seq",
+        "last_score",
+        "last_zone",
+        "last_signal_scores",
+        "signal_cache",
+        "cache_clock",
+    )
+
+    def __init__(self) -> None:
+        self.clock = NO_DAY
+        self.first_day = NO_DAY
+        self.last_event_day = NO_DAY
+        self.series: list[DailyBuckets | None] = [None] * len(Series)
+        self.segment: str | None = None
+        self.plan: str | None = None
+        self.seats = 0
+        self.contract_start_day = NO_DAY
+        self.renewal_day = NO_DAY
+        self.api_driven = False
+        self.champion_user: str | None = None
+        self.champion_departed = False
+        self.champion_last_seen_day = NO_DAY
+        self.nps = -1.0
+        self.nps_day = NO_DAY
+        self.csat_avg = 0.0
+        self.csat_count = 0
+        self.email_hours_avg = 0.0
+        self.email_count = 0
+        self.last_days_late = -1
+        self.last_paid_day = NO_DAY
+        self.open_tickets: dict[str, int] = {}
+        self.escalated_open: list[str] = []
+        self.features: dict[str, int] = {}
+        self.users: dict[str, int] = {}
+        # memory of the last emitted score, so emission decisions survive a restart
+        self.seq = 0
+        self.last_score = -1
+        self.last_zone = ""
+        self.last_signal_scores: list[int] = []
+        # derived, never stored: signal points as of ``cache_clock`` (see scoring.model)
+        self.signal_cache: list[float | None] | None = None
+        self.cache_clock = NO_DAY
+
+    # -- time ---------------------------------------------------------------------------
+
+    def advance_to(self, day: int) -> bool:
+        """Roll every window forward to ``day``. Returns whether the clock moved."""
+        if self.clock == NO_DAY or day <= self.clock:
+            return False
+        days = day - self.clock
+        for buckets in self.series:
+            if buckets is not None:
+                buckets.shift(day, days)
+        self.clock = day
+        return True
+
+    # -- events ---------------------------------------------------------------------------
+
+    def apply(self, event: TelemetryEvent) -> bool:
+        """Fold one event into the state. Returns False for an event older than 90 days."""
+        day = event.ts_ms // 86_400_000
+        if self.clock == NO_DAY:
+            self.clock = day
+            self.first_day = day
+        elif day > self.clock:
+            self.advance_to(day)
+        age = self.clock - day
+        if age >= HORIZON:
+            return False
+        if day < self.first_day:
+            self.first_day = day
+        if day > self.last_event_day:
+            self.last_event_day = day
+        etype = event.type
+        series = _COUNTED.get(etype)
+        if series is not None:
+            self._count(series, age, day, int(event.value))
+            if etype is EventType.API_CALLS:
+                errors = event.attrs.get("errors", 0)
+                if errors:
+                    self._count(Series.API_ERRORS, age, day, int(errors))
+            elif etype is EventType.FEATURE_USED:
+                feature = event.attrs.get("feature")
+                if isinstance(feature, str):
+                    _bounded_put(self.features, feature, day, MAX_FEATURES)
+        else:
+            series = _ONE_EACH.get(etype)
+            if series is not None:
+                self._count(series, age, day, 1)
+            self._apply_fact(event, day)
+        user = event.user_id
+        if user is not None:
+            _bounded_put(self.users, user, day, MAX_USERS)
+            if user == self.champion_user and day > self.champion_last_seen_day:
+                self.champion_last_seen_day = day
+        return True
+
+    def _count(self, series: Series, age: int, day: int, amount: int) -> None:
+        if amount <= 0:
+            return
+        buckets = self.series[series]
+        if buckets is None:
+            buckets = self.series[series] = DailyBuckets()
+        buckets.add(age, day, amount)
+
+    def _apply_fact(self, event: TelemetryEvent, day: int) -> None:
+        etype = event.type
+        attrs = event.attrs
+        if etype is EventType.SUPPORT_TICKET_OPENED:
+            ticket = str(attrs.get("ticket_id", event.event_id))
+            _bounded_put(self.open_tickets, ticket, day, MAX_OPEN_TICKETS)
+        elif etype is EventType.SUPPORT_TICKET_ESCALATED:
+            ticket = str(attrs.get("ticket_id", ""))
+            if ticket in self.open_tickets and ticket not in self.escalated_open:
+                self.escalated_open.append(ticket)
+        elif etype is EventType.SUPPORT_TICKET_RESOLVED:
+            ticket = str(attrs.get("ticket_id", ""))
+            self.open_tickets.pop(ticket, None)
+            if ticket in self.escalated_open:
+                self.escalated_open.remove(ticket)
+            csat = attrs.get("csat")
+            if isinstance(csat, int | float):
+                self.csat_avg = _ema(self.csat_avg, float(csat), self.csat_count)
+                self.csat_count += 1
+        elif etype is EventType.EMAIL_REPLIED:
+            hours = attrs.get("response_hours")
+            if isinstance(hours, int | float):
+                self.email_hours_avg = _ema(self.email_hours_avg, float(hours), self.email_count)
+                self.email_count += 1
+        elif etype is EventType.INVOICE_PAID:
+            if day >= self.last_paid_day:
+                self.last_paid_day = day
+                self.last_days_late = int(attrs.get("days_late", 0))
+        elif etype is EventType.NPS_RESPONSE:
+            if day >= self.nps_day:
+                self.nps_day = day
+                self.nps = float(event.value)
+        elif etype is EventType.CHAMPION_CHANGED:
+            if attrs.get("status") == "departed":
+                self.champion_departed = True
+            else:
+                self.champion_departed = False
+                self.champion_user = event.user_id
+                self.champion_last_seen_day = day
+        elif etype is EventType.ACCOUNT_FACTS:
+            self._apply_account_facts(attrs)
+
+    def _apply_account_facts(self, attrs: dict[str, Any]) -> None:
+        if "segment" in attrs:
+            self.segment = str(attrs["segment"])
+        if "plan" in attrs:
+            self.plan = str(attrs["plan"])
+        if "seats" in attrs:
+            self.seats = int(attrs["seats"])
+        if "api_driven" in attrs:
+            self.api_driven = bool(attrs["api_driven"])
+        if "contract_start" in attrs:
+            self.contract_start_day = date_to_day(str(attrs["contract_start"]))
+        if "renewal_date" in attrs:
+            self.renewal_day = date_to_day(str(attrs["renewal_date"]))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def buckets(self, series: Series) -> DailyBuckets | None:
+        return self.series[series]
+
+    def total(self, series: Series, window: int) -> float:
+        buckets = self.series[series]
+        return 0.0 if buckets is None else buckets.total(window)
+
+    def active_days(self, series: Series, window: int) -> int:
+        buckets = self.series[series]
+        return 0 if buckets is None else buckets.active_days(window)
+
+    @property
+    def tenure_days(self) -> int:
+        return 0 if self.first_day == NO_DAY else self.clock - self.first_day

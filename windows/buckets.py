@@ -1,0 +1,212 @@
+"""Daily buckets of one signal over 90 days, with O(1) rolling-window moments.
+
+Each series keeps a ring of 90 integer day counts and, for every window length W in
+``WINDOWS``, four running sums over the days whose *age* ``x = clock - day`` is below W:
+
+    m0 = Σ y        m1 = Σ x·y        m2 = Σ x²·y        active = #{days with y > 0}
+
+An event adds to one bucket and to the sums of every window holding its day: O(len(WINDOWS)).
+When the clock advances one day every age grows by one, and the sums follow in O(1):
+
+    Σ (x+1)·y = m1 + m0        Σ (x+1)²·y = m2 + 2·m1 + m0
+
+after which the day that has just reached age W leaves window W. From the moments and the
+fixed moments of x over 0..W-1, least squares gives level, slope and acceleration without
+touching the buckets. Sums stay exact while daily counts stay below about 10^11.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+HORIZON = 90
+WINDOWS: tuple[int, ...] = (14, 28, 30, 60, 90)
+_STRIDE = 4  # m0, m1, m2, active per window
+_W_INDEX = {w: i for i, w in enumerate(WINDOWS)}
+
+
+def _x_moments(w: int) -> tuple[float, float, float, float, float]:
+    """Σ x^k for x = 0..w-1, k = 0..4."""
+    xs = range(w)
+    return (
+        float(w),
+        float(sum(xs)),
+        float(sum(x * x for x in xs)),
+        float(sum(x**3 for x in xs)),
+        float(sum(x**4 for x in xs)),
+    )
+
+
+_MOMENTS = {w: _x_moments(w) for w in WINDOWS}
+
+
+@dataclass(frozen=True, slots=True)
+class TrendFeatures:
+    """Level, slope and acceleration of one signal over the last ``window`` days.
+
+    ``slope`` and ``acceleration`` are per day, with time running forward (a fading
+    signal has a negative slope); ``acceleration`` is the change of slope per day from a
+    least-squares quadratic fit (negative when a decline speeds up).
+    """
+
+    window: int
+    total: float
+    level: float
+    slope: float
+    acceleration: float
+    active_days: int
+
+
+class DailyBuckets:
+    """A 90-day ring of daily counts for one signal, indexed by ``day % 90``."""
+
+    __slots__ = ("counts", "sums")
+
+    def __init__(self) -> None:
+        self.counts = array("q", bytes(8 * HORIZON))
+        self.sums = array("d", bytes(8 * _STRIDE * len(WINDOWS)))
+
+    def add(self, age: int, day: int, amount: int) -> None:
+        """Add ``amount`` to the bucket of ``day``, which is ``age`` days before the clock."""
+        slot = day % HORIZON
+        was_empty = self.counts[slot] == 0
+        self.counts[slot] += amount
+        became_active = was_empty and amount > 0
+        sums = self.sums
+        fa = float(age)
+        v = float(amount)
+        i = 0
+        for w in WINDOWS:
+            if age < w:
+                sums[i] += v
+                sums[i + 1] += fa * v
+                sums[i + 2] += fa * fa * v
+                if became_active:
+                    sums[i + 3] += 1.0
+            i += _STRIDE
+
+    def shift(self, new_clock: int, days: int) -> None:
+        """Advance the clock by ``days`` (>= 1) to ``new_clock``, expiring what leaves."""
+        if days >= HORIZON:
+            self.clear()
+            return
+        counts = self.counts
+        sums = self.sums
+        for step in range(days - 1, -1, -1):
+            clock = new_clock - step
+            i = 0
+            for w in WINDOWS:
+                m0 = sums[i]
+                m1 = sums[i + 1]
+                sums[i + 2] += 2.0 * m1 + m0
+                sums[i + 1] = m1 + m0
+                # the day that is now exactly w days old leaves window w
+                leaving = counts[(clock - w) % HORIZON]
+                if leaving:
+                    v = float(leaving)
+                    fw = float(w)
+                    sums[i] -= v
+                    sums[i + 1] -= fw * v
+                    sums[i + 2] -= fw * fw * v
+                    sums[i + 3] -= 1.0
+                i += _STRIDE
+            # the ring slot of the day leaving the 90-day horizon becomes the new day
+            counts[clock % HORIZON] = 0
+
+    def clear(self) -> None:
+        for i in range(HORIZON):
+            self.counts[i] = 0
+        for i in range(len(self.sums)):
+            self.sums[i] = 0.0
+
+    def is_empty(self) -> bool:
+        return not any(self.counts)
+
+    def total(self, window: int) -> float:
+        """Sum of the last ``window`` days (a member of ``WINDOWS``)."""
+        return self.sums[_W_INDEX[window] * _STRIDE]
+
+    def active_days(self, window: int) -> int:
+        return int(self.sums[_W_INDEX[window] * _STRIDE + 3])
+
+    def day_count(self, clock: int, day: int) -> int:
+        """The bucket of ``day``, 0 when it is outside the 90 days ending at ``clock``."""
+        if not 0 <= clock - day < HORIZON:
+            return 0
+        return int(self.counts[day % HORIZON])
+
+    def daily(self, clock: int, window: int = HORIZON) -> list[int]:
+        """The last ``window`` days' counts, oldest first."""
+        return [int(self.counts[d % HORIZON]) for d in range(clock - window + 1, clock + 1)]
+
+    def trend(self, window: int) -> TrendFeatures:
+        """Least-squares level, slope and acceleration over the last ``window`` days."""
+        base = _W_INDEX[window] * _STRIDE
+        m0, m1, m2, active = self.sums[base : base + 4]
+        n, s1, s2, s3, s4 = _MOMENTS[window]
+        level = m0 / n
+        # linear fit y = a + b·x over ages x; time runs opposite to age, so slope = -b
+        denom1 = n * s2 - s1 * s1
+        b = (n * m1 - s1 * m0) / denom1
+        # quadratic fit y = a + b·x + c·x²: solve the 3x3 normal equations (Cramer's rule)
+        det = n * (s2 * s4 - s3 * s3) - s1 * (s1 * s4 - s3 * s2) + s2 * (s1 * s3 - s2 * s2)
+        det_c = n * (s2 * m2 - s3 * m1) - s1 * (s1 * m2 - s2 * m1) + m0 * (s1 * s3 - s2 * s2)
+        c = det_c / det
+        # d²y/dt² = d²y/dx² = 2c (the sign of x cancels in the second derivative)
+        return TrendFeatures(
+            window=window,
+            total=m0,
+            level=level,
+            slope=-b,
+            acceleration=2.0 * c,
+            active_days=int(active),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """Whether the deepest weekly dip of the last 90 days bounced back.
+
+    A dip is a week below ``dip_ratio`` of the mean of the weeks before it; it has
+    recovered when a later week reaches ``recover_ratio`` of that baseline.
+    """
+
+    dipped: bool
+    dip_start_day: int | None
+    baseline_per_week: float
+    dip_per_week: float
+    rebound_per_week: float
+    recovered: bool
+    days_since_dip: int | None
+
+
+def recovery(
+    buckets: DailyBuckets, clock: int, dip_ratio: float = 0.5, recover_ratio: float = 0.8
+) -> Recovery:
+    """Find the deepest weekly dip and whether it recovered. O(90): computed on demand."""
+    days = buckets.daily(clock, 84)
+    weeks = [float(sum(days[i : i + 7])) for i in range(0, 84, 7)]
+    best: tuple[float, int, float] | None = None  # (ratio, week index, baseline)
+    for i in range(1, len(weeks)):
+        baseline = sum(weeks[:i]) / i
+        if baseline <= 0:
+            continue
+        ratio = weeks[i] / baseline
+        if ratio < dip_ratio and (best is None or ratio < best[0]):
+            best = (ratio, i, baseline)
+    if best is None:
+        return Recovery(False, None, 0.0, 0.0, 0.0, True, None)
+    _, i, baseline = best
+    after = weeks[i + 1 :]
+    rebound = max(after) if after else 0.0
+    start_day = clock - 83 + 7 * i
+    return Recovery(
+        dipped=True,
+        dip_start_day=start_day,
+        baseline_per_week=baseline,
+        dip_per_week=weeks[i],
+        rebound_per_week=rebound,
+        recovered=rebound >= recover_ratio * baseline,
+        days_since_dip=clock - start_day,
+    )

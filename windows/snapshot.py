@@ -1,0 +1,152 @@
+"""Compact, exact binary snapshots of ``AccountState`` for changelogs and stores.
+
+Layout (little-endian):
+
+    header   B version | i clock | i first_day | i last_event_day | H series mask
+    series   per present series: B encoding | B width | payload
+             dense (0):  90 counts of ``width`` bytes, in ring order
+             sparse (1): B n | n slot bytes | n counts of ``width`` bytes
+    facts    orjson array of the remaining fields
+
+Only the buckets are stored; the window sums are derived again on load. They are sums of
+integers, so the rebuilt sums equal the incrementally maintained ones exactly.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+
+import orjson
+
+from windows.account import AccountState, Series
+from windows.buckets import HORIZON, DailyBuckets
+
+VERSION = 1
+_HEADER = struct.Struct("<BiiiH")
+_DENSE, _SPARSE = 0, 1
+_WIDTHS = ((0xFF, "B", 1), (0xFFFF, "H", 2), (0xFFFFFFFF, "I", 4), (2**63 - 1, "q", 8))
+_TYPECODE = {w: code for _, code, w in _WIDTHS}
+
+
+class SnapshotError(ValueError):
+    """The bytes are not a snapshot this version can read."""
+
+
+def encode_state(state: AccountState) -> bytes:
+    mask = 0
+    parts: list[bytes] = []
+    for index, buckets in enumerate(state.series):
+        if buckets is None or buckets.is_empty():
+            continue
+        mask |= 1 << index
+        counts = buckets.counts
+        peak = max(counts)
+        code, width = next((c, w) for limit, c, w in _WIDTHS if peak <= limit)
+        nonzero = [slot for slot in range(HORIZON) if counts[slot]]
+        if len(nonzero) * (1 + width) + 1 < HORIZON * width:
+            values = array(code, [counts[slot] for slot in nonzero])
+            parts.append(bytes((_SPARSE, width, len(nonzero))) + bytes(nonzero) + values.tobytes())
+        else:
+            parts.append(bytes((_DENSE, width)) + array(code, counts).tobytes())
+    facts = orjson.dumps(
+        [
+            state.segment,
+            state.plan,
+            state.seats,
+            state.contract_start_day,
+            state.renewal_day,
+            state.api_driven,
+            state.champion_user,
+            state.champion_departed,
+            state.champion_last_seen_day,
+            state.nps,
+            state.nps_day,
+            state.csat_avg,
+            state.csat_count,
+            state.email_hours_avg,
+            state.email_count,
+            state.last_days_late,
+            state.last_paid_day,
+            state.open_tickets,
+            state.escalated_open,
+            state.features,
+            state.users,
+            state.seq,
+            state.last_score,
+            state.last_zone,
+            state.last_signal_scores,
+        ]
+    )
+    header = _HEADER.pack(VERSION, state.clock, state.first_day, state.last_event_day, mask)
+    return header + b"".join(parts) + facts
+
+
+def decode_state(blob: bytes) -> AccountState:
+    try:
+        return _decode(memoryview(blob))
+    except (struct.error, IndexError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise SnapshotError(f"unreadable account snapshot: {exc}") from exc
+
+
+def _decode(view: memoryview) -> AccountState:
+    version, clock, first_day, last_event_day, mask = _HEADER.unpack_from(view, 0)
+    if version != VERSION:
+        raise SnapshotError(f"snapshot version {version}, expected {VERSION}")
+    state = AccountState()
+    state.clock, state.first_day, state.last_event_day = clock, first_day, last_event_day
+    pos = _HEADER.size
+    for index in range(len(Series)):
+        if not mask >> index & 1:
+            continue
+        encoding, width = view[pos], view[pos + 1]
+        code = _TYPECODE[width]
+        buckets = DailyBuckets()
+        if encoding == _DENSE:
+            pos += 2
+            values = array(code)
+            values.frombytes(view[pos : pos + HORIZON * width])
+            pos += HORIZON * width
+            slots: list[int] = list(range(HORIZON))
+        else:
+            n = view[pos + 2]
+            pos += 3
+            slots = list(view[pos : pos + n])
+            pos += n
+            values = array(code)
+            values.frombytes(view[pos : pos + n * width])
+            pos += n * width
+        for slot, count in zip(slots, values, strict=True):
+            if count:
+                # the day in the 90 days ending at ``clock`` whose ring slot is ``slot``
+                age = (clock - slot) % HORIZON
+                buckets.add(age, clock - age, int(count))
+        state.series[index] = buckets
+    (
+        state.segment,
+        state.plan,
+        state.seats,
+        state.contract_start_day,
+        state.renewal_day,
+        state.api_driven,
+        state.champion_user,
+        state.champion_departed,
+        state.champion_last_seen_day,
+        state.nps,
+        state.nps_day,
+        state.csat_avg,
+        state.csat_count,
+        state.email_hours_avg,
+        state.email_count,
+        state.last_days_late,
+        state.last_paid_day,
+        state.open_tickets,
+        state.escalated_open,
+        state.features,
+        state.users,
+        state.seq,
+        state.last_score,
+        state.last_zone,
+        state.last_signal_scores,
+    ) = orjson.loads(bytes(view[pos:]))
+    return state

@@ -30,12 +30,21 @@ def test_version_changes_with_weights() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d["categories"]["usage"]["signals"].update(bogus=1), "categories.usage.signals.bogus: unknown signal"),
+        (
+            lambda d: d["categories"]["usage"]["signals"].update(bogus=1),
+            "categories.usage.signals.bogus: unknown signal",
+        ),
         (lambda d: d["zones"].update(healthy="high"), "zones.healthy: expected a number"),
         (lambda d: d["zones"].update(at_risk=90), "zones.at_risk: 90 is above zones.healthy"),
-        (lambda d: d.update(signals={"login_frequency": {"bandz": []}}), "signals.login_frequency.bandz: unknown key"),
+        (
+            lambda d: d.update(signals={"login_frequency": {"bandz": []}}),
+            "signals.login_frequency.bandz: unknown key",
+        ),
         (lambda d: d.update(signals={"usage_trend": {"series": "x"}}), "tuned but not used"),
-        (lambda d: d["categories"]["usage"].update(weight=-1), "categories.usage.weight: -1 is out of range"),
+        (
+            lambda d: d["categories"]["usage"].update(weight=-1),
+            "categories.usage.weight: -1 is out of range",
+        ),
         (lambda d: d.update(colour="red"), "colour: unknown key"),
     ],
 )
@@ -49,8 +58,10 @@ def test_bad_profiles_name_the_key(mutate, message: str) -> None:
 def test_bad_series_is_named(tmp_path) -> None:
     f = tmp_path / "p.toml"
     f.write_text(
-        '[categories.usage]\nweight = 1\nsignals = { usage_trend = 1 }\n'
+        "[categories.usage]\nweight = 1\nsignals = { usage_trend = 1 }\n"
         '[signals.usage_trend]\nseries = "clicks"\n'
     )
-    with pytest.raises(ProfileError, match=r"signals\.usage_trend\.series: unknown series 'clicks'"):
+    with pytest.raises(
+        ProfileError, match=r"signals\.usage_trend\.series: unknown series 'clicks'"
+    ):
         load_profile(f)

@@ -1,5 +1,7 @@
 """Signal scorers and the composite against hand-computed cases."""
 
+from itertools import pairwise
+
 import pytest
 
 from scoring.engine import HealthEngine, ScoringConfig
@@ -14,7 +16,9 @@ PROFILE = load_profile()
 TREND = SIGNALS["usage_trend"]
 
 
-def ev(etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: object) -> TelemetryEvent:
+def ev(
+    etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: object
+) -> TelemetryEvent:
     return TelemetryEvent("e", "a", etype, day * MS_PER_DAY + 1000, value, user, dict(attrs))
 
 
@@ -95,7 +99,7 @@ def test_engine_emits_on_step_or_zone_change_with_seq_and_evidence() -> None:
     assert first is not None and first["seq"] == 1 and first["previous_score"] is None
     emitted = [o for o in outs if o is not None]
     assert [o["seq"] for o in emitted] == list(range(1, len(emitted) + 1))
-    for prev, cur in zip(emitted, emitted[1:]):
+    for prev, cur in pairwise(emitted):
         assert abs(cur["score"] - prev["score"]) >= 5 or cur["zone"] != prev["zone"]
         assert cur["previous_score"] == prev["score"]
     # silence: ticks alone pull the usage trend to zero and the score down

@@ -12,7 +12,9 @@ DAY0 = 20_454  # 2026-01-01
 SILENT = "acct-silent"
 
 
-def silent_account_stream(accounts: int = 8, days: int = 64, silent_after: int = 24) -> list[dict[str, Any]]:
+def silent_account_stream(
+    accounts: int = 8, days: int = 64, silent_after: int = 24
+) -> list[dict[str, Any]]:
     """Busy accounts plus one that goes quiet after ``silent_after`` days; a tick per day."""
     records: list[dict[str, Any]] = []
     n = 0

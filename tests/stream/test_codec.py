@@ -14,7 +14,9 @@ def test_minimal_event_defaults() -> None:
 
 
 def test_iso_timestamp_with_offset() -> None:
-    e = decode_event(b'{"event_id":"1","account_id":"a","type":"login","ts":"2026-01-01T02:00:00+02:00"}')
+    e = decode_event(
+        b'{"event_id":"1","account_id":"a","type":"login","ts":"2026-01-01T02:00:00+02:00"}'
+    )
     assert e.ts_ms == 1767225600000
 
 
@@ -39,10 +41,21 @@ def test_tick_needs_only_ts() -> None:
         (b'{"event_id":"1","account_id":"a","type":"api_calls","ts":1,"value":2.5}', "bad_value"),
         (b'{"event_id":"1","account_id":"a","type":"nps_response","ts":1,"value":11}', "bad_value"),
         (b'{"event_id":"1","account_id":"a","type":"login","ts":1,"attrs":[]}', "bad_field"),
-        (b'{"event_id":"1","account_id":"a","type":"support_ticket_resolved","ts":1,"attrs":{"csat":9}}', "bad_attrs"),
-        (b'{"event_id":"1","account_id":"a","type":"account_facts","ts":1,"attrs":{"renewal_date":"soon"}}', "bad_attrs"),
+        (
+            b'{"event_id":"1","account_id":"a","type":"support_ticket_resolved","ts":1,"attrs":{"csat":9}}',
+            "bad_attrs",
+        ),
+        (
+            b'{"event_id":"1","account_id":"a","type":"account_facts","ts":1,"attrs":{"renewal_date":"soon"}}',
+            "bad_attrs",
+        ),
         (b'{"event_id":"1","account_id":"a","type":"login","ts":1,"user_id":5}', "bad_field"),
-        (b'{"event_id":"1","account_id":"a","type":"login","ts":1,"pad":"' + b"x" * MAX_EVENT_BYTES + b'"}', "oversized"),
+        (
+            b'{"event_id":"1","account_id":"a","type":"login","ts":1,"pad":"'
+            + b"x" * MAX_EVENT_BYTES
+            + b'"}',
+            "oversized",
+        ),
     ],
 )
 def test_bad_records_are_rejected_with_a_reason(raw: bytes, reason: str) -> None:

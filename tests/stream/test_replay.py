@@ -4,12 +4,12 @@ import subprocess
 import sys
 
 import orjson
+from scenarios import SILENT, as_lines, silent_account_stream
 
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
 from stream.replay import replay
-from scenarios import SILENT, as_lines, silent_account_stream
 
 
 def engine() -> HealthEngine:
@@ -54,7 +54,9 @@ def test_replay_command_writes_jsonl(tmp_path) -> None:
     path.write_bytes(b"\n".join(as_lines(silent_account_stream(accounts=3, days=30))) + b"\n")
     done = subprocess.run(
         [sys.executable, "-m", "stream.cli", "replay", str(path)],
-        capture_output=True, check=True, timeout=60,
+        capture_output=True,
+        check=True,
+        timeout=60,
     )
     outputs = [orjson.loads(line) for line in done.stdout.splitlines()]
     assert outputs and all(o["kind"] == "score_changed" for o in outputs)

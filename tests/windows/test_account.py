@@ -2,20 +2,27 @@
 
 import random
 
+import pytest
+
 from windows.account import AccountState, Series
 from windows.buckets import WINDOWS
 from windows.snapshot import SnapshotError, decode_state, encode_state
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
-import pytest
-
 DAY0 = 20_454  # 2026-01-01
 
 
-def ev(etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: object) -> TelemetryEvent:
+def ev(
+    etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: object
+) -> TelemetryEvent:
     return TelemetryEvent(
-        event_id=f"e{random.random()}", account_id="a", type=etype,
-        ts_ms=day * MS_PER_DAY + 3_600_000, value=value, user_id=user, attrs=dict(attrs),
+        event_id=f"e{random.random()}",
+        account_id="a",
+        type=etype,
+        ts_ms=day * MS_PER_DAY + 3_600_000,
+        value=value,
+        user_id=user,
+        attrs=dict(attrs),
     )
 
 
@@ -73,10 +80,21 @@ def random_state(seed: int) -> AccountState:
     types.remove(EventType.TICK)
     for i in range(300):
         etype = rng.choice(types)
-        s.apply(ev(etype, DAY0 + i // 3 - rng.randrange(0, 5), value=rng.randrange(0, 10 ** rng.randrange(1, 7)),
-                   user=f"u{rng.randrange(20)}", feature=f"f{rng.randrange(40)}", ticket_id=f"t{rng.randrange(9)}",
-                   csat=rng.randrange(1, 6), response_hours=rng.random() * 90, days_late=rng.randrange(40),
-                   errors=rng.randrange(3), status=rng.choice(["assigned", "departed"])))
+        s.apply(
+            ev(
+                etype,
+                DAY0 + i // 3 - rng.randrange(0, 5),
+                value=rng.randrange(0, 10 ** rng.randrange(1, 7)),
+                user=f"u{rng.randrange(20)}",
+                feature=f"f{rng.randrange(40)}",
+                ticket_id=f"t{rng.randrange(9)}",
+                csat=rng.randrange(1, 6),
+                response_hours=rng.random() * 90,
+                days_late=rng.randrange(40),
+                errors=rng.randrange(3),
+                status=rng.choice(["assigned", "departed"]),
+            )
+        )
     return s
 
 

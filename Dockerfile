@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY windows windows
+COPY scoring scoring
+COPY stream stream
+COPY sinks sinks
+RUN pip install --no-cache-dir .
+ENTRYPOINT ["healthstream"]
+CMD ["worker", "--loglevel", "info"]

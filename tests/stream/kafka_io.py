@@ -1,0 +1,50 @@
+"""Reading topics back in tests: plain aiokafka, no consumer group."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+async def read_topic(
+    bootstrap: str, topic: str, partitions: int, expect: int, timeout: float
+) -> list[Any]:
+    """Read records from the start until ``expect`` have arrived or ``timeout`` passes."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+        # anything beyond the expected count would be a duplicate: look once more
+        for batch in (await consumer.getmany(timeout_ms=500)).values():
+            records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def read_outputs(
+    bootstrap: str, topic: str, partitions: int, expect: int, timeout: float = 90
+) -> list[dict[str, Any]]:
+    records = asyncio.run(read_topic(bootstrap, topic, partitions, expect, timeout))
+    return [orjson.loads(r.value) for r in records]
+
+
+async def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=b"acct-bad")
+    finally:
+        await producer.stop()

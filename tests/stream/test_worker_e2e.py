@@ -1,0 +1,73 @@
+"""The worker through a real Kafka broker: telemetry in, score changes and dead letters out."""
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka_io import produce_raw, read_outputs, read_topic
+from scenarios import SILENT, as_lines, canonical, silent_account_stream
+
+from scoring.engine import HealthEngine, ScoringConfig
+from scoring.profile import load_profile
+from sinks import MemorySink
+from stream.process import WorkerProcess
+from stream.produce import produce_records
+from stream.replay import replay
+from stream.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+BAD = [b"not json at all", b'{"event_id":"x","account_id":"a","type":"warp","ts":1}', b"\xff\xfe"]
+
+
+def settings_for(bootstrap: str) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return Settings(
+        bootstrap_servers=bootstrap,
+        app_id=f"hs-test-{run}",
+        input_topic=f"telemetry-{run}",
+        output_topic=f"scores-{run}",
+        dead_letter_topic=f"deadletter-{run}",
+        partitions=4,
+    )
+
+
+def test_worker_matches_replay_and_dead_letters_bad_input(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = settings_for(kafka_bootstrap)
+    records = silent_account_stream()
+    expected = MemorySink()
+    replay(
+        as_lines(records), HealthEngine(ScoringConfig(load_profile(), settings.min_step)), expected
+    )
+    want = [e for _, e in expected.events]
+
+    asyncio.run(produce_records(settings, records))
+    asyncio.run(produce_raw(kafka_bootstrap, settings.input_topic, BAD))
+    worker = WorkerProcess(settings, tmp_path)
+    with worker:
+        got = read_outputs(kafka_bootstrap, settings.output_topic, settings.partitions, len(want))
+        dead = asyncio.run(read_topic(kafka_bootstrap, settings.dead_letter_topic, 1, len(BAD), 30))
+    assert len(got) == len(want), worker.log_tail()
+    assert canonical(got) == canonical(want)
+
+    # the silent account's last score changes came from ticks alone, after its last event
+    last_own_day = max(r["ts"] for r in records if r.get("account_id") == SILENT) // 86_400_000
+    silent = sorted((o for o in got if o["account_id"] == SILENT), key=lambda o: o["seq"])
+    from_ticks = [o for o in silent if o["as_of"] > str(_iso_day(last_own_day))]
+    assert from_ticks and from_ticks[-1]["zone"] == "critical"
+    assert from_ticks[-1]["score"] < from_ticks[0]["previous_score"]
+
+    assert sorted(r.value for r in dead) == sorted(BAD)
+    headers = [dict(r.headers) for r in dead]
+    assert {h["reason"] for h in headers} == {b"not_json", b"unknown_type"}
+    assert all(h["source_topic"] == settings.input_topic.encode() for h in headers)
+    assert all(int(h["source_offset"]) >= 0 for h in headers)
+
+
+def _iso_day(day: int) -> str:
+    from datetime import date, timedelta
+
+    return (date(1970, 1, 1) + timedelta(days=day)).isoformat()

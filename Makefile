@@ -29,5 +29,8 @@ lint: $(STAMP)  ## ruff and mypy (strict on the pure core)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+bench: $(STAMP)  ## throughput (raw loop, worker, replay), latency, memory, state size, recovery
+	$(BIN)/python bench/run.py
+
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

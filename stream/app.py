@@ -1,22 +1,27 @@
 """The Faust app: input topic → account table (changelog-backed) → score → output topic.
 
-Records are taken from the input in batches. Each batch is scored by ``BatchScorer`` (every
-event is applied and rescored), then each touched account's snapshot is written once to the
-table and its changelog, score changes go to the output topic, and records that cannot be
-applied go to the dead-letter topic with their reason.
+Faust owns the consumer group, partition assignment, the table and its changelog, table
+recovery and offset commits. The input topic's records reach ``handle_batch`` a fetched
+batch at a time (see ``stream.intake``): every event is applied and rescored, then each
+touched account's snapshot is written once to the changelog, score changes go to the
+output topic, records that cannot be applied go to the dead-letter topic, and the batch
+is acknowledged once the broker has acknowledged all of those writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
 import orjson
+from faust.types import Message
 
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
+from stream.intake import BatchTransport
 from stream.settings import Settings
 from stream.worker import BatchResult, BatchScorer, InputRecord, StrKeyedBytesStore
 
@@ -28,9 +33,16 @@ def build_engine(settings: Settings) -> HealthEngine:
     return HealthEngine(ScoringConfig(profile, settings.min_step))
 
 
-def create_app(settings: Settings) -> faust.App:
+class HealthApp(faust.App):
+    """A Faust app whose consumer hands the input topic over in batches."""
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+
+def create_app(settings: Settings) -> HealthApp:
     """Build the worker's Faust app from settings; ``faust.Worker`` runs it."""
-    app = faust.App(
+    app = HealthApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store=settings.store,
@@ -43,6 +55,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_max_poll_records=settings.batch_max,
+        consumer_max_fetch_size=4 * 1024 * 1024,
         table_standby_replicas=0,
     )
     engine = build_engine(settings)
@@ -51,10 +65,6 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,
-    )
-    output = app.topic(settings.output_topic, key_serializer="raw", value_serializer="raw")
-    dead_letters = app.topic(
-        settings.dead_letter_topic, key_serializer="raw", value_serializer="raw"
     )
     accounts = app.Table(
         "accounts",
@@ -65,34 +75,73 @@ def create_app(settings: Settings) -> faust.App:
     )
     # the memory store keeps snapshot bytes (after recovery) or live AccountState objects
     store = StrKeyedBytesStore(accounts.data.data, accounts.data._key_partition)
-    scorer = BatchScorer(engine, store, store.keys_in_partition)
+    scorer = BatchScorer(engine, store)
+    changelog_topic = accounts.changelog_topic.get_topic_name()
 
-    async def publish(result: BatchResult) -> None:
+    async def publish(result: BatchResult) -> list[asyncio.Future[Any]]:
+        send = app.producer.send
+        pending = []
         for account_id, (partition, blob) in result.state_writes.items():
-            key = account_id.encode()
-            store.key_partition[key] = partition
-            accounts.send_changelog(partition, key, blob, "raw", "raw")
-        for account_id, out in result.outputs:
-            await output.send(key=account_id.encode(), value=orjson.dumps(out))
-        for dead in result.dead_letters:
-            await dead_letters.send(
-                value=dead.record.value or b"",
-                headers=[
-                    ("reason", dead.reason.encode()),
-                    ("error", dead.message.encode()),
-                    ("source_topic", settings.input_topic.encode()),
-                    ("source_partition", str(dead.record.partition).encode()),
-                    ("source_offset", str(dead.record.offset).encode()),
-                ],
+            pending.append(
+                await send(changelog_topic, account_id.encode(), blob, partition, None, None)
             )
+        for account_id, out, record in result.outputs:
+            headers = [
+                ("source_partition", str(record.partition).encode()),
+                ("source_offset", str(record.offset).encode()),
+                ("source_timestamp_ms", str(record.timestamp_ms).encode()),
+            ]
+            pending.append(
+                await send(
+                    settings.output_topic,
+                    account_id.encode(),
+                    orjson.dumps(out),
+                    None,
+                    None,
+                    headers,
+                )
+            )
+        for dead in result.dead_letters:
+            headers = [
+                ("reason", dead.reason.encode()),
+                ("error", dead.message.encode()),
+                ("source_topic", settings.input_topic.encode()),
+                ("source_partition", str(dead.record.partition).encode()),
+                ("source_offset", str(dead.record.offset).encode()),
+            ]
+            pending.append(
+                await send(
+                    settings.dead_letter_topic,
+                    None,
+                    dead.record.value or b"",
+                    None,
+                    None,
+                    headers,
+                )
+            )
+        return pending
+
+    async def handle_batch(messages: list[Message]) -> None:
+        records = [
+            InputRecord(m.partition, m.offset, m.value, int(m.timestamp * 1000)) for m in messages
+        ]
+        pending = await publish(scorer.process(records))
+        if pending:
+            await asyncio.gather(*pending)
+        ack = app.consumer.ack
+        for message in messages:
+            ack(message)
+
+    app.healthstream_batch_handler = handle_batch  # type: ignore[attr-defined]
+    app.healthstream_input_topic = settings.input_topic  # type: ignore[attr-defined]
+    app.healthstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    app.healthstream_scorer = scorer  # type: ignore[attr-defined]
 
     @app.agent(source, name="score")
-    async def score(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-            records = [
-                InputRecord(e.message.partition, e.message.offset, e.message.value) for e in events
-            ]
-            await publish(scorer.process(records))
+    async def subscribe(stream: Any) -> None:
+        """Subscribes the group to the input topic; its records go to ``handle_batch``."""
+        async for _ in stream:
+            raise RuntimeError("input records must reach handle_batch, not the agent")
 
     if settings.tick_interval_s > 0:
 
@@ -103,5 +152,4 @@ def create_app(settings: Settings) -> faust.App:
             for partition in range(settings.partitions):
                 await source.send(value=tick, partition=partition)
 
-    app.healthstream_scorer = scorer  # type: ignore[attr-defined]
     return app

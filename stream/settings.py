@@ -36,9 +36,10 @@ class Settings:
     profile_path: str | None = None
     #: emit score_changed when the score moves by at least this much, or the zone changes
     min_step: int = 5
-    #: most records taken from the input per batch, and how long to wait to fill one
-    batch_max: int = 2000
-    batch_wait_s: float = 0.05
+    #: most records fetched per batch (each event is still scored on its own)
+    batch_max: int = 10_000
+    #: longest a fetch waits at the broker for new data: bounds latency on a quiet stream
+    fetch_max_wait_ms: int = 20
     #: seconds between wall-clock ticks the leader appends to every input partition (0: off)
     tick_interval_s: float = 0.0
     store: str = "memory://"

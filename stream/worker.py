@@ -6,7 +6,7 @@ Nothing here knows about Faust: ``stream.app`` feeds records in and sends what c
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ class InputRecord:
     partition: int
     offset: int
     value: bytes | None
+    timestamp_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,8 @@ class DeadLetter:
 
 @dataclass
 class BatchResult:
-    outputs: list[tuple[str, Output]] = field(default_factory=list)
+    #: (account id, output event, the record that caused it)
+    outputs: list[tuple[str, Output, InputRecord]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: account id → (partition, snapshot bytes): one state write per account per batch
     state_writes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
@@ -68,18 +70,16 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
     def keys_in_partition(self, partition: int) -> list[str]:
         return [k.decode() for k, p in self.key_partition.items() if p == partition]
 
+    def note_partition(self, key: str, partition: int) -> None:
+        self.key_partition[key.encode()] = partition
+
 
 class BatchScorer:
     """Applies a batch of records to the account book and says what to write where."""
 
-    def __init__(
-        self,
-        engine: HealthEngine,
-        states: MutableMapping[str, Any],
-        accounts_in_partition: Callable[[int], Iterable[str]],
-    ) -> None:
+    def __init__(self, engine: HealthEngine, states: StrKeyedBytesStore) -> None:
         self.book = AccountBook(engine, states)
-        self.accounts_in_partition = accounts_in_partition
+        self.states = states
         self.counters: Counter[str] = Counter()
 
     def process(self, records: Iterable[InputRecord]) -> BatchResult:
@@ -97,18 +97,20 @@ class BatchScorer:
                 continue
             if event.type is EventType.TICK:
                 outputs, advanced = book.tick(
-                    event.ts_ms, self.accounts_in_partition(record.partition)
+                    event.ts_ms, self.states.keys_in_partition(record.partition)
                 )
                 for account_id in advanced:
                     touched[account_id] = record.partition
-                result.outputs.extend(outputs)
+                result.outputs.extend((a, o, record) for a, o in outputs)
                 self.counters["ticks"] += 1
                 continue
             out = book.apply(event)
-            touched[event.account_id] = record.partition
+            if event.account_id not in touched:
+                touched[event.account_id] = record.partition
+                self.states.note_partition(event.account_id, record.partition)
             self.counters[f"events:{event.type.value}"] += 1
             if out is not None:
-                result.outputs.append((event.account_id, out))
+                result.outputs.append((event.account_id, out, record))
         for account_id, partition in touched.items():
             state = book.states[account_id]
             assert isinstance(state, AccountState)

@@ -1,0 +1,338 @@
+"""``make bench``: one run, one broker, one workload; ratios measured side by side.
+
+(a) the limit: a plain aiokafka consume + orjson decode loop over the workload topic;
+(b) the worker end to end: consumed → windows → score → changelog and outputs acknowledged;
+(c) ``replay``: the core alone over the same records.
+Then latency at a fixed moderate rate, peak memory, state size and recovery time.
+Figures go to stdout and to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from sinks import MemorySink
+from stream.app import build_engine
+from stream.broker import EmbeddedBroker, create_topics
+from stream.process import WorkerProcess
+from stream.produce import TelemetryProducer, topic_layout
+from stream.replay import replay
+from stream.settings import Settings
+from stream.synthetic import Scenario, generate
+from windows.snapshot import encode_state
+
+HERE = Path(__file__).parent
+PARTITIONS = 4
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def workload(accounts: int, days: int) -> list[bytes]:
+    path = HERE / f"workload-{accounts}-{days}.jsonl"
+    if not path.exists():
+        say(f"  generating {accounts:,} accounts x {days} days ...")
+        tmp = path.with_suffix(".part")
+        with open(tmp, "wb") as f:
+            for record in generate(Scenario(accounts=accounts, days=days)):
+                f.write(orjson.dumps(record) + b"\n")
+        tmp.rename(path)
+    return path.read_bytes().splitlines()
+
+
+def settings_for(bootstrap: str, run: str, input_topic: str) -> Settings:
+    return Settings(
+        bootstrap_servers=bootstrap,
+        app_id=f"bench-{run}",
+        input_topic=input_topic,
+        output_topic=f"bench-out-{run}",
+        dead_letter_topic=f"bench-dead-{run}",
+        partitions=PARTITIONS,
+    )
+
+
+async def produce(settings: Settings, lines: list[bytes]) -> int:
+    """Produce the records; returns how many Kafka records that made (ticks fan out)."""
+    async with TelemetryProducer(settings) as producer:
+        for line in lines:
+            await producer.send(orjson.loads(line))
+    ticks = sum(1 for line in lines if line.startswith(b'{"type":"tick"'))
+    return len(lines) + ticks * (PARTITIONS - 1)
+
+
+async def raw_loop(bootstrap: str, topic: str, expect: int) -> float:
+    """The limit: consume every record of ``topic`` and decode it with orjson."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, max_partition_fetch_bytes=4 * 1024 * 1024
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        n = 0
+        started = time.perf_counter()
+        while n < expect:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    orjson.loads(record.value)
+                n += sum(len(r) for r in batches.values())
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def committed_total(settings: Settings) -> int:
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await probe.start()
+    try:
+        tps = [TopicPartition(settings.input_topic, p) for p in range(PARTITIONS)]
+        return sum([(await probe.committed(tp)) or 0 for tp in tps])
+    finally:
+        await probe.stop()
+
+
+async def wait_committed(settings: Settings, expect: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await committed_total(settings) >= expect:
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"the worker did not commit {expect:,} records within {timeout:.0f} s")
+
+
+async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, max_partition_fetch_bytes=4 * 1024 * 1024
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Any] = []
+        idle = 0
+        while idle < 3:
+            batches = await consumer.getmany(timeout_ms=300, max_records=10_000)
+            if not batches:
+                positions = [await consumer.position(tp) for tp in tps]
+                caught_up = all(p >= ends[tp] for p, tp in zip(positions, tps, strict=True))
+                idle = idle + 1 if caught_up else 0
+            for records in batches.values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+_LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+def log_time(log: str, marker: str) -> float | None:
+    for line in log.splitlines():
+        if marker in line:
+            m = _LOG_TIME.match(line)
+            if m:
+                return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return None
+
+
+def wait_for_log(worker: WorkerProcess, marker: str, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+        found = log_time(text, marker)
+        if found is not None:
+            return found
+        if worker.proc is not None and worker.proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"worker never logged {marker!r}:\n{worker.log_tail()}")
+
+
+async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[float]:
+    """Produce at ``rate`` events/s; latency of each score change from its event's append."""
+    lines = [line for line in workload_small() if not line.startswith(b'{"type":"tick"')][
+        : int(rate * seconds)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        step = 100
+        for i in range(0, len(lines), step):
+            for line in lines[i : i + step]:
+                key = orjson.loads(line)["account_id"].encode()
+                await producer.send(settings.input_topic, line, key=key)
+            delay = started + (i + step) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    await asyncio.sleep(2)
+    outputs = await topic_records(settings.bootstrap_servers, settings.output_topic, PARTITIONS)
+    latencies = []
+    for record in outputs:
+        source = dict(record.headers).get("source_timestamp_ms")
+        if source:
+            latencies.append(record.timestamp - int(source))
+    return latencies
+
+
+def workload_small() -> list[bytes]:
+    return workload(5_000, 30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=5_000, help="events/s for the latency run")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with ExitStack() as stack:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
+        say(f"healthstream bench: broker {bootstrap}, {PARTITIONS} partitions")
+        lines = workload(args.accounts, args.days)
+        events = sum(1 for line in lines if not line.startswith(b'{"type":"tick"'))
+        say(f"  workload: {events:,} events, {args.accounts:,} accounts")
+        run = uuid.uuid4().hex[:6]
+        topic = f"bench-in-{run}"
+        base = settings_for(bootstrap, run, topic)
+        asyncio.run(create_topics(bootstrap, topic_layout(base)))
+        t = time.perf_counter()
+        records = asyncio.run(produce(base, lines))
+        say(f"  produced {records:,} records in {time.perf_counter() - t:.1f} s")
+
+        raw = [asyncio.run(raw_loop(bootstrap, topic, records)) for _ in range(3)]
+        results["raw_events_per_s"] = statistics.median(raw)
+        say(
+            f"  (a) raw aiokafka + orjson loop: {results['raw_events_per_s']:,.0f} records/s "
+            f"(median of {', '.join(f'{r:,.0f}' for r in raw)})"
+        )
+
+        sink = MemorySink()
+        t = time.perf_counter()
+        book, _ = replay(lines, build_engine(base), sink)
+        replay_s = time.perf_counter() - t
+        results["replay_score_changes"] = len(sink.events)
+        results["replay_events_per_s"] = len(lines) / replay_s
+        sizes = [len(encode_state(book.state(a))) for a in book.states]
+        results["state_bytes_per_account"] = statistics.mean(sizes)
+        results["state_bytes_per_account_max"] = max(sizes)
+        say(
+            f"  (c) replay, the core alone: {results['replay_events_per_s']:,.0f} records/s; "
+            f"state {results['state_bytes_per_account']:.0f} B/account mean, "
+            f"{results['state_bytes_per_account_max']} max"
+        )
+        del book, sink
+
+        workdir = Path(tempfile.mkdtemp(prefix="healthstream-bench-"))
+        worker = WorkerProcess(base, workdir / "w1")
+        worker.start()
+        try:
+            asyncio.run(wait_committed(base, records, timeout=1800))
+            assert worker.proc is not None
+            results["peak_rss_mb"] = peak_rss_mb(worker.proc.pid)
+        finally:
+            worker.stop()
+        changelog = asyncio.run(
+            topic_records(bootstrap, f"{base.app_id}-accounts-changelog", PARTITIONS)
+        )
+        outputs = asyncio.run(topic_records(bootstrap, base.output_topic, PARTITIONS))
+        # from the first write to the last acknowledged one; the first batch is processed
+        # before the first write, so it is left out of the count as well (conservative)
+        stamps = [r.timestamp for r in changelog] + [r.timestamp for r in outputs]
+        span = (max(stamps) - min(stamps)) / 1000
+        results["worker_events_per_s"] = (records - base.batch_max) / span
+        results["worker_score_changes"] = len(outputs)
+        say(
+            f"  (b) worker end to end: {results['worker_events_per_s']:,.0f} records/s "
+            f"({records:,} records in {span:.1f} s; {len(changelog):,} changelog writes, "
+            f"{len(outputs):,} score changes); peak RSS {results['peak_rss_mb']:.0f} MB"
+        )
+
+        recovering = WorkerProcess(base, workdir / "w2")
+        started = time.time()
+        recovering.start()
+        try:
+            ready = wait_for_log(recovering, "Worker ready", timeout=600)
+            begun = log_time(recovering.log_path.read_text(), "Recovery]: Starting") or started
+        finally:
+            recovering.stop()
+        results["recovery_s_100k_accounts"] = ready - begun
+        results["restart_to_ready_s"] = ready - started
+        say(
+            f"  recovery of {args.accounts:,} accounts from the changelog: "
+            f"{results['recovery_s_100k_accounts']:.1f} s "
+            f"({results['restart_to_ready_s']:.1f} s from process start to ready)"
+        )
+
+        lat_run = uuid.uuid4().hex[:6]
+        lat = settings_for(bootstrap, lat_run, f"bench-lat-{lat_run}")
+        asyncio.run(create_topics(bootstrap, topic_layout(lat)))
+        latency_worker = WorkerProcess(lat, workdir / "w3")
+        latency_worker.start()
+        try:
+            wait_for_log(latency_worker, "Worker ready", timeout=120)
+            time.sleep(1)
+            latencies = sorted(asyncio.run(paced_latency(lat, args.rate, 10)))
+        finally:
+            latency_worker.stop()
+        results["latency_p50_ms"] = latencies[len(latencies) // 2]
+        results["latency_p99_ms"] = latencies[int(len(latencies) * 0.99)]
+        say(
+            f"  latency at {args.rate:,} events/s, append to score_changed append: "
+            f"p50 {results['latency_p50_ms']:.0f} ms, p99 {results['latency_p99_ms']:.0f} ms "
+            f"({len(latencies):,} score changes)"
+        )
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    results["worker_to_raw"] = results["worker_events_per_s"] / results["raw_events_per_s"]
+    results["replay_to_raw"] = results["replay_events_per_s"] / results["raw_events_per_s"]
+    say(
+        f"  ratios: worker/raw {results['worker_to_raw']:.3f}, "
+        f"replay/raw {results['replay_to_raw']:.3f}"
+    )
+    (HERE / "results.json").write_text(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n"
+    )
+    say(f"  written to {HERE / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,12 +28,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sinks import MemorySink
-from stream.app import build_engine
 from stream.broker import EmbeddedBroker, create_topics
 from stream.process import WorkerProcess
 from stream.produce import TelemetryProducer, topic_layout
 from stream.replay import replay
-from stream.settings import Settings
+from stream.settings import Settings, build_engine
 from stream.synthetic import Scenario, generate
 from windows.snapshot import encode_state
 

@@ -19,18 +19,11 @@ import faust
 import orjson
 from faust.types import Message
 
-from scoring.engine import HealthEngine, ScoringConfig
-from scoring.profile import load_profile
 from stream.intake import BatchTransport
-from stream.settings import Settings
+from stream.settings import Settings, build_engine
 from stream.worker import BatchResult, BatchScorer, InputRecord, StrKeyedBytesStore
 
 log = logging.getLogger("healthstream")
-
-
-def build_engine(settings: Settings) -> HealthEngine:
-    profile = load_profile(settings.profile_path)
-    return HealthEngine(ScoringConfig(profile, settings.min_step))
 
 
 class HealthApp(faust.App):

@@ -72,8 +72,8 @@ class Progress:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the scoring core over a JSONL file with no broker; outputs go to stdout as JSONL."""
-    from stream.app import build_engine
     from stream.replay import replay
+    from stream.settings import build_engine
 
     settings = _settings(args)
     sink = (

@@ -63,25 +63,48 @@ def _check_number(attrs: dict[str, Any], key: str, lo: float, hi: float = math.i
             raise BadEvent("bad_attrs", f"attrs.{key} must be a number in [{lo:g}, {hi:g}]: {v!r}")
 
 
-def _check_attrs(etype: EventType, attrs: dict[str, Any], value: float) -> None:
-    if etype is EventType.API_CALLS:
-        _check_number(attrs, "errors", 0, value)
-    elif etype is EventType.SUPPORT_TICKET_RESOLVED:
-        _check_number(attrs, "csat", 1, 5)
-    elif etype is EventType.INVOICE_PAID:
-        _check_number(attrs, "days_late", 0)
-    elif etype is EventType.EMAIL_REPLIED:
-        _check_number(attrs, "response_hours", 0)
-    elif etype is EventType.NPS_RESPONSE:
-        if not 0 <= value <= 10:
-            raise BadEvent("bad_value", f"an NPS response is 0-10, got {value!r}")
-    elif etype is EventType.CHAMPION_CHANGED:
-        if attrs.get("status", "assigned") not in _CHAMPION_STATUSES:
-            raise BadEvent("bad_attrs", f"attrs.status must be one of {_CHAMPION_STATUSES}")
-    elif etype is EventType.ACCOUNT_FACTS:
-        _check_date(attrs, "contract_start")
-        _check_date(attrs, "renewal_date")
-        _check_number(attrs, "seats", 0)
+def _check_api_calls(attrs: dict[str, Any], value: float) -> None:
+    _check_number(attrs, "errors", 0, value)
+
+
+def _check_resolved(attrs: dict[str, Any], value: float) -> None:
+    _check_number(attrs, "csat", 1, 5)
+
+
+def _check_invoice(attrs: dict[str, Any], value: float) -> None:
+    _check_number(attrs, "days_late", 0)
+
+
+def _check_email(attrs: dict[str, Any], value: float) -> None:
+    _check_number(attrs, "response_hours", 0)
+
+
+def _check_nps(attrs: dict[str, Any], value: float) -> None:
+    if not 0 <= value <= 10:
+        raise BadEvent("bad_value", f"an NPS response is 0-10, got {value!r}")
+
+
+def _check_champion(attrs: dict[str, Any], value: float) -> None:
+    if attrs.get("status", "assigned") not in _CHAMPION_STATUSES:
+        raise BadEvent("bad_attrs", f"attrs.status must be one of {_CHAMPION_STATUSES}")
+
+
+def _check_facts(attrs: dict[str, Any], value: float) -> None:
+    _check_date(attrs, "contract_start")
+    _check_date(attrs, "renewal_date")
+    _check_number(attrs, "seats", 0)
+
+
+_ATTR_CHECKS = {
+    EventType.API_CALLS: _check_api_calls,
+    EventType.SUPPORT_TICKET_RESOLVED: _check_resolved,
+    EventType.INVOICE_PAID: _check_invoice,
+    EventType.EMAIL_REPLIED: _check_email,
+    EventType.NPS_RESPONSE: _check_nps,
+    EventType.CHAMPION_CHANGED: _check_champion,
+    EventType.ACCOUNT_FACTS: _check_facts,
+}
+_NUMBER_TYPES = (int, float)
 
 
 def decode_event(raw: bytes) -> TelemetryEvent:
@@ -98,41 +121,44 @@ def decode_event(raw: bytes) -> TelemetryEvent:
 
 
 def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
+    """Validate a parsed record; the common case takes one pass of cheap checks."""
     etype = _TYPES.get(obj.get("type"))  # type: ignore[arg-type]
     if etype is None:
         kind = obj.get("type")
         if not isinstance(kind, str):
             raise BadEvent("missing_field", f"type must be a string, got {kind!r}")
         raise BadEvent("unknown_type", f"unknown event type {kind!r}")
-    if "ts" not in obj:
+    ts = obj.get("ts")
+    if type(ts) is int:
+        ts_ms = ts
+    elif ts is None:
         raise BadEvent("missing_field", "ts is required")
-    ts_ms = parse_ts(obj["ts"])
+    else:
+        ts_ms = parse_ts(ts)
     if etype is EventType.TICK:
-        return TelemetryEvent(event_id="", account_id="", type=etype, ts_ms=ts_ms)
+        return TelemetryEvent("", "", etype, ts_ms)
     event_id = obj.get("event_id")
     account_id = obj.get("account_id")
-    if not isinstance(event_id, str) or not event_id:
+    if type(event_id) is not str or not event_id:
         raise BadEvent("missing_field", f"event_id must be a non-empty string, got {event_id!r}")
-    if not isinstance(account_id, str) or not account_id:
-        raise BadEvent(
-            "missing_field", f"account_id must be a non-empty string, got {account_id!r}"
-        )
+    if type(account_id) is not str or not account_id:
+        raise BadEvent("missing_field", f"account_id must be a non-empty string: {account_id!r}")
     value = obj.get("value", 1)
-    if not _is_number(value) or not math.isfinite(value):
+    if type(value) not in _NUMBER_TYPES or not math.isfinite(value):
         raise BadEvent("bad_value", f"value must be a finite number, got {value!r}")
     if etype in COUNT_TYPES and (value < 0 or value != int(value)):
-        raise BadEvent(
-            "bad_value", f"{etype.value} counts must be non-negative integers: {value!r}"
-        )
+        raise BadEvent("bad_value", f"{etype.value} counts are non-negative integers: {value!r}")
     user_id = obj.get("user_id")
-    if user_id is not None and not isinstance(user_id, str):
+    if user_id is not None and type(user_id) is not str:
         raise BadEvent("bad_field", f"user_id must be a string, got {user_id!r}")
     attrs = obj.get("attrs")
     if attrs is None:
         attrs = {}
-    elif not isinstance(attrs, dict):
+    elif type(attrs) is not dict:
         raise BadEvent("bad_field", f"attrs must be an object, got {type(attrs).__name__}")
-    _check_attrs(etype, attrs, value)
+    check = _ATTR_CHECKS.get(etype)
+    if check is not None:
+        check(attrs, value)
     return TelemetryEvent(event_id, account_id, etype, ts_ms, value, user_id, attrs)
 
 

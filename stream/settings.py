@@ -9,6 +9,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from scoring.engine import HealthEngine, ScoringConfig
+from scoring.profile import load_profile
+
 ENVIRONMENT = {
     "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
     "HEALTHSTREAM_INPUT_TOPIC": "input_topic",
@@ -101,3 +104,8 @@ def load_settings(
     env = os.environ if environ is None else environ
     settings = settings.with_overrides({field: env.get(var) for var, field in ENVIRONMENT.items()})
     return settings.with_overrides(cli or {})
+
+
+def build_engine(settings: Settings) -> HealthEngine:
+    """The scoring engine the settings describe (profile file and emission step)."""
+    return HealthEngine(ScoringConfig(load_profile(settings.profile_path), settings.min_step))

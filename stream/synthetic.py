@@ -73,7 +73,7 @@ _OPEN_MS = 8 * 3_600_000  # business hours are 08:00-18:00 UTC
 _HOURS_MS = 10 * 3_600_000
 _WEEKEND = 0.3  # share of weekday user activity that happens on a Saturday or Sunday
 _NEVER = 1 << 30  # a day number after any scenario's end
-_BY_TS = itemgetter("ts")
+_BY_TS = itemgetter(0)
 
 
 class Trajectory(StrEnum):
@@ -179,6 +179,20 @@ def _pick(u: float, shares: Sequence[tuple[Any, float]]) -> Any:
     return next(item for item, share in reversed(shares) if share > 0)
 
 
+_SEGMENT_SHARES = tuple((s, s.share) for s in _SEGMENTS)
+_API_FEATURES = ("api_keys", "integrations", "workflows", "dashboards", "reports", "alerts")
+_API_FEATURES += tuple(f for f in FEATURES if f not in _API_FEATURES)
+
+
+def _int(r: Any, lo: int, hi: int) -> int:
+    """A uniform integer in [lo, max(lo, hi)] from the uniform draw ``r()``."""
+    return lo + int(r() * (max(lo, hi) - lo + 1))
+
+
+def _between(r: Any, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * r()
+
+
 def _poisson(rand: Any, mean: float) -> int:
     """A Poisson draw (normal approximation above a mean of 30)."""
     if mean <= 0.0:
@@ -235,7 +249,6 @@ class _Account:
         "churn_day",
         "contract_start",
         "renewal",
-        "renewal_day",
         "bill_dom",
         "meeting_every",
         "meeting_offset",
@@ -246,53 +259,53 @@ class _Account:
     )
 
     def __init__(self, scenario: Scenario, index: int) -> None:
-        rng = _account_rng(scenario.seed, index)
+        r = _account_rng(scenario.seed, index).random
         # the first draw is the trajectory (``trajectory_of`` relies on it)
-        self.trajectory: Trajectory = _pick(rng.random(), scenario.mix)
+        self.trajectory: Trajectory = _pick(r(), scenario.mix)
         t = self.trajectory
+        api = t is Trajectory.API_DRIVEN
         days = scenario.days
-        seg: _Segment = _pick(rng.random(), [(s, s.share) for s in _SEGMENTS])
+        seg: _Segment = _pick(r(), _SEGMENT_SHARES)
         self.id = scenario.account_id(index)
         self.segment = seg.name
-        self.plan = rng.choice(seg.plans)
-        self.seats = rng.randint(*seg.seats)
-        users = rng.randint(*seg.users)
-        if t is Trajectory.API_DRIVEN:
-            users = min(users, rng.randint(1, 4))
+        self.plan = seg.plans[int(r() * len(seg.plans))]
+        self.seats = _int(r, *seg.seats)
+        users = _int(r, *seg.users)
+        if api:
+            users = min(users, _int(r, 1, 4))
         elif t is Trajectory.CHAMPION_LOSS:
             users = max(users, 2)
         self.users = users
         self.amount = self.seats * seg.price
         self.meeting_every = seg.meeting_every
         # meetings fall on a Tuesday, Wednesday or Thursday
-        self.meeting_offset = rng.randint(1, 3) + 7 * rng.randrange(seg.meeting_every // 7)
-        self.nps_offset = rng.randrange(90)
-        self.bill_dom = rng.randint(1, 28)
+        self.meeting_offset = _int(r, 1, 3) + 7 * int(r() * (seg.meeting_every // 7))
+        self.nps_offset = int(r() * 90)
+        self.bill_dom = _int(r, 1, 28)
 
-        api = t is Trajectory.API_DRIVEN
-        self.login_p = rng.uniform(0.02, 0.05) if api else rng.uniform(0.2, 0.4)
-        self.sessions = (rng.uniform(1.5, 3.0) if api else rng.uniform(0.5, 1.0)) * (1 + users / 8)
-        self.actions = rng.uniform(2.0, 8.0)  # value actions per session
-        order = sorted(FEATURES, key=lambda f: FEATURES.index(f) + rng.uniform(0, 4))
-        if api:
-            order = ["api_keys", "integrations", "workflows"] + [
-                f for f in order if f not in ("api_keys", "integrations", "workflows")
-            ]
+        self.login_p = _between(r, 0.02, 0.05) if api else _between(r, 0.2, 0.4)
+        sessions = _between(r, 1.5, 3.0) if api else _between(r, 0.5, 1.0)
+        self.sessions = sessions * (1 + users / 8)
+        self.actions = _between(r, 2.0, 8.0)  # value actions per session
+        order = list(_API_FEATURES if api else FEATURES)
+        for f in range(len(order) - 1):  # mostly in order of popularity
+            if r() < 0.35:
+                order[f], order[f + 1] = order[f + 1], order[f]
         self.features = tuple(order)
-        self.feat_hi = rng.randint(3, 7) if not api else rng.randint(3, 4)
+        self.feat_hi = _int(r, 3, 4) if api else _int(r, 3, 7)
         self.feat_lo = self.feat_hi
         if api:
-            self.api_volume = rng.uniform(8_000, 60_000)  # calls a day
+            self.api_volume = _between(r, 8_000, 60_000)  # calls a day
             self.api_batches = 3.0
-        elif rng.random() < 0.35:
-            self.api_volume = rng.uniform(50, 800)
+        elif r() < 0.35:
+            self.api_volume = _between(r, 50, 800)
             self.api_batches = 0.8
         else:
             self.api_volume = 0.0
             self.api_batches = 0.0
-        self.api_error = rng.uniform(0.001, 0.01)
-        self.slack = rng.uniform(0.6, 1.2) if rng.random() < 0.65 else 0.0
-        self.jira = rng.uniform(0.2, 0.4) if (api or rng.random() < 0.5) else 0.0
+        self.api_error = _between(r, 0.001, 0.01)
+        self.slack = _between(r, 0.6, 1.2) if r() < 0.65 else 0.0
+        self.jira = _between(r, 0.2, 0.4) if (r() < 0.5 or api) else 0.0
 
         self.first_day = 0
         self.turn = _NEVER
@@ -303,56 +316,53 @@ class _Account:
         self.dip_start = self.dip_end = _NEVER
         self.churn_day: int | None = None
         if t is Trajectory.GROWING:
-            self.feat_lo = rng.randint(1, 3)
-            self.feat_hi = rng.randint(max(5, self.feat_lo), 8)
-            if days >= 28 and rng.random() < 0.25:
-                self.first_day = rng.randint(1, days // 4)
+            self.feat_lo = _int(r, 1, 3)
+            self.feat_hi = _int(r, 5, 8)
+            if days >= 28 and r() < 0.25:  # a new logo, onboarding during the scenario
+                self.first_day = _int(r, 1, days // 4)
         elif t is Trajectory.SLOW_DECLINE:
-            self.turn = rng.randint(int(days * 0.1), max(int(days * 0.1), int(days * 0.4)))
-            if rng.random() < 0.7:
-                self.floor = rng.uniform(0.08, 0.25)
-                self.churn_day = days + rng.randint(0, 45)
+            self.turn = _int(r, int(days * 0.1), int(days * 0.4))
+            if r() < 0.7:
+                self.floor = _between(r, 0.08, 0.25)
+                self.churn_day = days + _int(r, 0, 45)
             else:
-                self.floor = rng.uniform(0.5, 0.7)
+                self.floor = _between(r, 0.5, 0.7)
             self.decline_days = max(1, days - self.turn)
         elif t is Trajectory.GOES_SILENT:
-            lo = max(1, (days + 1) // 2)
-            self.silent_day = rng.randint(lo, max(lo, days - max(1, days // 10)))
+            self.silent_day = _int(r, max(1, (days + 1) // 2), days - max(1, days // 10))
             self.churn_day = self.silent_day
         elif t is Trajectory.CHAMPION_LOSS:
-            self.turn = rng.randint(int(days * 0.25), max(int(days * 0.25), int(days * 0.6)))
-            self.decline_days = rng.randint(21, 50)
-            if rng.random() < 0.7:
-                self.floor = rng.uniform(0.1, 0.3)
-                self.churn_day = max(days + rng.randint(0, 20), self.turn + rng.randint(45, 90))
+            self.turn = _int(r, int(days * 0.25), int(days * 0.6))
+            self.decline_days = _int(r, 21, 50)
+            if r() < 0.7:
+                self.floor = _between(r, 0.1, 0.3)
+                self.churn_day = max(days + _int(r, 0, 20), self.turn + _int(r, 45, 90))
             else:
-                self.floor = rng.uniform(0.35, 0.55)
-                self.recover_day = self.turn + rng.randint(14, 35)
-        if t in (Trajectory.STABLE, Trajectory.GROWING) and rng.random() < 0.25:
-            self.dip_start = rng.randint(int(days * 0.3), max(int(days * 0.3), int(days * 0.6)))
-            self.dip_end = self.dip_start + rng.randint(4, 9)
+                self.floor = _between(r, 0.35, 0.55)
+                self.recover_day = self.turn + _int(r, 14, 35)
+        if (t is Trajectory.STABLE or t is Trajectory.GROWING) and r() < 0.25:
+            self.dip_start = _int(r, int(days * 0.3), int(days * 0.6))  # a week-long dip
+            self.dip_end = self.dip_start + _int(r, 4, 9)
 
-        start = scenario.start
+        # contract_start and renewal as day offsets from the scenario's start
         if self.first_day:
-            self.contract_start = start + timedelta(days=self.first_day)
-            self.renewal = self.contract_start + timedelta(days=365)
+            self.contract_start = self.first_day
+            self.renewal = self.first_day + 365
         elif self.churn_day is not None and t is not Trajectory.GOES_SILENT:
             # the contract is not renewed: its renewal date is the churn date
-            self.renewal = start + timedelta(days=self.churn_day)
-            years = (self.churn_day + 30) // 365 + 1 + rng.randint(0, 1)
-            self.contract_start = self.renewal - timedelta(days=365 * years)
+            self.renewal = self.churn_day
+            self.contract_start = self.churn_day - 365 * ((self.churn_day + 30) // 365 + 1)
         else:
-            age = rng.randint(30, 1000)
-            self.contract_start = start - timedelta(days=age)
-            self.renewal = self.contract_start + timedelta(days=365 * ((age + 14) // 365 + 1))
-        self.renewal_day = (self.renewal - start).days
+            age = _int(r, 30, 1000)
+            self.contract_start = -age
+            self.renewal = -age + 365 * ((age + 14) // 365 + 1)
         self.counter = 0
         self.tickets = 0
 
     # -- levels ---------------------------------------------------------------------------
 
     def levels(self, d: int, days: int) -> tuple[float, float, float]:
-        """(usage multiplier, relationship health 0-1, share of users/features still active)."""
+        """(usage multiplier, relationship health 0-1, share of users/features in use)."""
         t = self.trajectory
         if t is Trajectory.GROWING:
             x = (d - self.first_day) / max(1, days - 1 - self.first_day)
@@ -380,47 +390,47 @@ class _Account:
             return 0.35, 1.0, 1.0
         return 1.0, 1.0, 1.0
 
-    def user(self, j: int) -> str:
-        return f"{self.id}-u{j}"
-
-    def champion(self, d: int) -> str | None:
-        """The champion's user id on day ``d`` (None between a departure and a successor)."""
+    def champion(self, d: int) -> int | None:
+        """The champion's user number on day ``d`` (None between a departure and a successor)."""
         if d < self.turn or self.trajectory is not Trajectory.CHAMPION_LOSS:
-            return self.user(0)
-        return self.user(1) if d >= self.recover_day else None
+            return 0
+        return 1 if d >= self.recover_day else None
 
-    def facts(self) -> dict[str, Any]:
+    def facts(self, start: date) -> dict[str, Any]:
         return {
             "segment": self.segment,
             "plan": self.plan,
             "seats": self.seats,
-            "contract_start": self.contract_start.isoformat(),
-            "renewal_date": self.renewal.isoformat(),
+            "contract_start": (start + timedelta(days=self.contract_start)).isoformat(),
+            "renewal_date": (start + timedelta(days=self.renewal)).isoformat(),
             "api_driven": self.trajectory is Trajectory.API_DRIVEN,
         }
 
 
-# a pending event: (account, type, value, user_id, attrs)
-_Pending = tuple[_Account, str, float, "str | None", dict[str, Any]]
+# A compact record of one day, made into the contract's dict only when yielded:
+# (ts, account, type, value, user number or None, attrs or None).
+_Compact = tuple[int, _Account, str, float, "int | None", "dict[str, Any] | None"]
+# An event due on a later day: (account, type, value, user number or None, attrs).
+_Pending = tuple[_Account, str, float, "int | None", "dict[str, Any] | None"]
 
 
-class _Day:
-    """Builds one day's records for every account (one shared generator, account order)."""
+class _Days:
+    """Draws each day's events for every account, from one generator shared in account order."""
 
     def __init__(self, scenario: Scenario, rng: random.Random) -> None:
         self.days = scenario.days
         self.k = scenario.intensity
         self.start = scenario.start
         self.rand = rng.random
-        self.rng = rng
         self.pending: dict[int, list[_Pending]] = {}
 
     def later(self, day: int, item: _Pending) -> None:
         if day < self.days:
             self.pending.setdefault(day, []).append(item)
 
-    def run(self, accounts: list[_Account], d: int, day_ms: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def run(self, accounts: list[_Account], d: int, day_ms: int) -> list[_Compact]:
+        """Day ``d``'s events in ``ts`` order."""
+        out: list[_Compact] = []
         today = self.start + timedelta(days=d)
         weekend = today.weekday() >= 5
         day_no = today.toordinal() - 1  # day_no % 7 is the weekday (0: Monday)
@@ -430,18 +440,9 @@ class _Day:
         rand = self.rand
         for a, etype, value, user, attrs in self.pending.pop(d, ()):
             if d < a.silent_day:
-                a.counter += 1
-                record = {
-                    "event_id": f"{a.id}-{a.counter}",
-                    "account_id": a.id,
-                    "type": etype,
-                    "ts": day_ms + _OPEN_MS + int(rand() * _HOURS_MS),
-                    "value": value,
-                    "attrs": attrs,
-                }
-                if user is not None:
-                    record["user_id"] = user
-                out.append(record)
+                out.append(
+                    (day_ms + _OPEN_MS + int(rand() * _HOURS_MS), a, etype, value, user, attrs)
+                )
         out.sort(key=_BY_TS)
         return out
 
@@ -453,13 +454,11 @@ class _Day:
         weekend: bool,
         dom: int,
         day_no: int,
-        out: list[dict[str, Any]],
+        out: list[_Compact],
     ) -> None:
-        """Append account ``a``'s records of day ``d`` to ``out`` (unsorted)."""
+        """Append account ``a``'s events of day ``d`` to ``out`` (unsorted)."""
         rand = self.rand
         k = self.k
-        aid = a.id
-        n = a.counter
         usage, health, breadth = a.levels(d, self.days)
         activity = usage * (_WEEKEND if weekend else 1.0) * k
         # users still active; a departed champion (u0) no longer shows up
@@ -468,36 +467,17 @@ class _Day:
         active = max(1, math.ceil((a.users - skip) * min(1.0, breadth)))
         base = day_ms + _OPEN_MS
         api = a.trajectory is Trajectory.API_DRIVEN
+        append = out.append
 
-        def emit(
-            etype: str,
-            value: float = 1,
-            user: str | None = None,
-            attrs: dict[str, Any] | None = None,
-        ) -> None:
-            nonlocal n
-            n += 1
-            record: dict[str, Any] = {
-                "event_id": f"{aid}-{n}",
-                "account_id": aid,
-                "type": etype,
-                "ts": base + int(rand() * _HOURS_MS),
-                "value": value,
-                "attrs": {} if attrs is None else attrs,
-            }
-            if user is not None:
-                record["user_id"] = user
-            out.append(record)
-
-        if d == a.first_day:
-            emit("account_facts", 1, None, a.facts())
-            emit("champion_changed", 1, f"{aid}-u0", {"status": "assigned"})
-            out[-2]["ts"] = base  # the facts open the account's history
-            out[-1]["ts"] = base + 1
+        if d == a.first_day:  # the facts open the account's history
+            append((base, a, "account_facts", 1, None, a.facts(self.start)))
+            append((base + 1, a, "champion_changed", 1, 0, {"status": "assigned"}))
         if lost and d == a.turn:
-            emit("champion_changed", 1, None, {"status": "departed"})
+            departed = {"status": "departed"}
+            append((base + int(rand() * _HOURS_MS), a, "champion_changed", 1, None, departed))
         elif d == a.recover_day:
-            emit("champion_changed", 1, f"{aid}-u1", {"status": "assigned"})
+            assigned = {"status": "assigned"}
+            append((base + int(rand() * _HOURS_MS), a, "champion_changed", 1, 1, assigned))
 
         # Product usage. The day's activity events are one Poisson draw over all streams,
         # each event then assigned to a stream in proportion to its rate: the same
@@ -519,58 +499,45 @@ class _Day:
         total = c_created + a.jira * (0.3 + 0.6 * health) * activity
         per_batch = a.api_volume / a.api_batches * (1.0 if api else usage) if a.api_volume else 0
         error_rate = a.api_error + 0.06 * (1.0 - health)
+        actions = 2.0 * (a.actions - 1.0)
         for _ in range(_poisson(rand, total)):
             u = rand() * total
-            user: str | None = None
+            ts = base + int(rand() * _HOURS_MS)
             if u < c_login:
-                etype, value, attrs = "login", 1, {}
-                user = f"{aid}-u{skip + int(rand() * active)}"
+                append((ts, a, "login", 1, skip + int(rand() * active), None))
             elif u < c_value:
-                etype, value, attrs = "value_action", 1 + int(rand() * 2.0 * (a.actions - 1)), {}
-                if not api:
-                    user = f"{aid}-u{skip + int(rand() * active)}"
+                user = None if api else skip + int(rand() * active)
+                append((ts, a, "value_action", 1 + int(rand() * actions), user, None))
             elif u < c_feature:
-                etype, value = "feature_used", 1
-                attrs = {"feature": a.features[int(rand() * n_feats)]}
-                user = f"{aid}-u{skip + int(rand() * active)}"
+                feature = {"feature": a.features[int(rand() * n_feats)]}
+                append((ts, a, "feature_used", 1, skip + int(rand() * active), feature))
             elif u < c_api:
-                etype, value = "api_calls", int(per_batch * (0.8 + 0.4 * rand()))
-                attrs = {"errors": min(value, _poisson(rand, value * error_rate))}
+                calls = int(per_batch * (0.8 + 0.4 * rand()))
+                errors = {"errors": min(calls, _poisson(rand, calls * error_rate))}
+                append((ts, a, "api_calls", calls, None, errors))
             elif u < c_slack:
-                etype, value = "integration_message_sent", 1 + int(rand() * 7)
-                attrs = {"integration": "slack"}
+                slack = {"integration": "slack"}
+                append((ts, a, "integration_message_sent", 1 + int(rand() * 7), None, slack))
             elif u < c_created:
-                etype, value = "integration_ticket_created", 1 + int(rand() * 2.6)
-                attrs = {"integration": "jira"}
+                jira = {"integration": "jira"}
+                append((ts, a, "integration_ticket_created", 1 + int(rand() * 2.6), None, jira))
             else:
-                etype, value = "integration_ticket_closed", 1 + int(rand() * 2.6)
-                attrs = {"integration": "jira"}
-            n += 1
-            record: dict[str, Any] = {
-                "event_id": f"{aid}-{n}",
-                "account_id": aid,
-                "type": etype,
-                "ts": base + int(rand() * _HOURS_MS),
-                "value": value,
-                "attrs": attrs,
-            }
-            if user is not None:
-                record["user_id"] = user
-            out.append(record)
+                jira = {"integration": "jira"}
+                append((ts, a, "integration_ticket_closed", 1 + int(rand() * 2.6), None, jira))
 
         # support: more tickets, escalations, slower fixes and worse CSAT when unhealthy
         slow = 1.0 - health
         if not weekend and rand() < (0.015 + 0.05 * slow) * k:
             a.tickets += 1
-            ticket = f"{aid}-T{a.tickets}"
-            opener = f"{aid}-u{skip + int(rand() * active)}"
-            emit("support_ticket_opened", 1, opener, {"ticket_id": ticket})
+            ticket = f"{a.id}-T{a.tickets}"
+            opener = skip + int(rand() * active)
+            opened = {"ticket_id": ticket}
+            append((base + int(rand() * _HOURS_MS), a, "support_ticket_opened", 1, opener, opened))
             fix = 1 + int(rand() * (3 + 20 * slow))
             if rand() < 0.04 + 0.35 * slow:
                 escalate = 1 + int(rand() * 2)
-                self.later(
-                    d + escalate, (a, "support_ticket_escalated", 1, None, {"ticket_id": ticket})
-                )
+                escalated = {"ticket_id": ticket}
+                self.later(d + escalate, (a, "support_ticket_escalated", 1, None, escalated))
                 fix += escalate
             csat = min(5, max(1, round(1.6 + 3.2 * health + 0.7 * _gauss01(rand))))
             resolved = {"ticket_id": ticket, "csat": csat}
@@ -579,34 +546,38 @@ class _Day:
         # commercial: monthly invoices, paid later (or failing first) when unhealthy
         if dom == a.bill_dom:
             if rand() < 0.3 * slow:
-                emit("payment_failed", 1, None, {"amount": a.amount})
+                failed = {"amount": a.amount}
+                append((base + int(rand() * _HOURS_MS), a, "payment_failed", 1, None, failed))
                 late = 3 + int(rand() * 25)
             elif slow > 0.1:
                 late = int(slow * (5 + rand() * 40))
             else:
                 late = 0 if rand() < 0.85 else 1 + int(rand() * 5)
+            paid = {"days_late": late}
             if late == 0:
-                emit("invoice_paid", a.amount, None, {"days_late": 0})
+                append((base + int(rand() * _HOURS_MS), a, "invoice_paid", a.amount, None, paid))
             else:
-                self.later(d + late, (a, "invoice_paid", a.amount, None, {"days_late": late}))
-        if d == a.renewal_day and a.churn_day is None:
-            renewed = {"renewal_date": (a.renewal + timedelta(days=365)).isoformat()}
-            emit("account_facts", 1, None, renewed)
+                self.later(d + late, (a, "invoice_paid", a.amount, None, paid))
+        if d == a.renewal and a.churn_day is None:  # renewed for a year
+            renewed = {"renewal_date": (self.start + timedelta(days=a.renewal + 365)).isoformat()}
+            append((base + int(rand() * _HOURS_MS), a, "account_facts", 1, None, renewed))
 
         # engagement with the CSM: meetings, email replies, NPS
         if (day_no - a.meeting_offset) % a.meeting_every == 0:
+            ts = base + int(rand() * _HOURS_MS)
             if rand() < 0.15 + 0.77 * health:
-                emit("meeting_attended", 1, a.champion(d))
+                append((ts, a, "meeting_attended", 1, a.champion(d), None))
             else:
-                emit("meeting_missed")
+                append((ts, a, "meeting_missed", 1, None, None))
         if not weekend and rand() < 0.15 + 0.25 * health:
-            hours = math.exp(1.3 + 3.2 * slow + 0.8 * _gauss01(rand))
-            replier = a.champion(d) or f"{aid}-u{skip + int(rand() * active)}"
-            emit("email_replied", 1, replier, {"response_hours": round(hours, 1)})
+            hours = {"response_hours": round(math.exp(1.3 + 3.2 * slow + 0.8 * _gauss01(rand)), 1)}
+            replier = a.champion(d)
+            if replier is None:
+                replier = skip + int(rand() * active)
+            append((base + int(rand() * _HOURS_MS), a, "email_replied", 1, replier, hours))
         if (day_no - a.nps_offset) % 90 == 0 and rand() < 0.3 + 0.15 * health:
             score = min(10, max(0, round(2.0 + 6.8 * health + 1.2 * _gauss01(rand))))
-            emit("nps_response", score, a.champion(d))
-        a.counter = n
+            append((base + int(rand() * _HOURS_MS), a, "nps_response", score, a.champion(d), None))
 
 
 def _plans(scenario: Scenario) -> list[_Account]:
@@ -617,16 +588,30 @@ def generate(scenario: Scenario) -> Iterator[dict[str, Any]]:
     """Every record of the scenario in non-decreasing ``ts`` order, streamed day by day.
 
     With ``scenario.ticks`` a ``{"type": "tick", "ts": ...}`` record opens every day after
-    the first (at 00:00 UTC), before that day's events.
+    the first (at 00:00 UTC), before that day's events. An account's ``event_id``s are
+    ``<account_id>-<n>`` with ``n`` counting its events in time order.
     """
     accounts = _plans(scenario)
-    builder = _Day(scenario, random.Random(f"healthstream:{scenario.seed}:events"))
+    days = _Days(scenario, random.Random(f"healthstream:{scenario.seed}:events"))
     start_ms = scenario.start_ms
     for d in range(scenario.days):
         day_ms = start_ms + d * MS_PER_DAY
         if d and scenario.ticks:
             yield {"type": "tick", "ts": day_ms}
-        yield from builder.run(accounts, d, day_ms)
+        for ts, a, etype, value, user, attrs in days.run(accounts, d, day_ms):
+            aid = a.id
+            n = a.counter = a.counter + 1
+            record = {
+                "event_id": f"{aid}-{n}",
+                "account_id": aid,
+                "type": etype,
+                "ts": ts,
+                "value": value,
+                "attrs": {} if attrs is None else attrs,
+            }
+            if user is not None:
+                record["user_id"] = f"{aid}-u{user}"
+            yield record
 
 
 def _index(scenario: Scenario, account_id: str) -> int:

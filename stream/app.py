@@ -21,7 +21,13 @@ from faust.types import Message
 
 from stream.intake import BatchTransport
 from stream.settings import Settings, build_engine
-from stream.worker import BatchResult, BatchScorer, InputRecord, StrKeyedBytesStore
+from stream.worker import (
+    BatchResult,
+    BatchScorer,
+    InputRecord,
+    StrKeyedBytesStore,
+    WriteBehind,
+)
 
 log = logging.getLogger("healthstream")
 
@@ -71,13 +77,12 @@ def create_app(settings: Settings) -> HealthApp:
     scorer = BatchScorer(engine, store)
     changelog_topic = accounts.changelog_topic.get_topic_name()
 
+    write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)
+    lock = asyncio.Lock()
+    send = app.producer.send
+
     async def publish(result: BatchResult) -> list[asyncio.Future[Any]]:
-        send = app.producer.send
         pending = []
-        for account_id, (partition, blob) in result.state_writes.items():
-            pending.append(
-                await send(changelog_topic, account_id.encode(), blob, partition, None, None)
-            )
         for account_id, out, record in result.outputs:
             headers = [
                 ("source_partition", str(record.partition).encode()),
@@ -114,16 +119,51 @@ def create_app(settings: Settings) -> HealthApp:
             )
         return pending
 
+    async def flush() -> None:
+        """Write one snapshot per dirty account, then acknowledge the records they cover."""
+        dirty, unacked = write_behind.take(time.monotonic())
+        pending = [
+            await send(
+                changelog_topic,
+                account_id.encode(),
+                scorer.snapshot(account_id),
+                partition,
+                None,
+                None,
+            )
+            for account_id, partition in dirty.items()
+        ]
+        if pending:
+            await asyncio.gather(*pending)
+        ack = app.consumer.ack
+        for message in unacked:
+            ack(message)
+
     async def handle_batch(messages: list[Message]) -> None:
         records = [
             InputRecord(m.partition, m.offset, m.value, int(m.timestamp * 1000)) for m in messages
         ]
-        pending = await publish(scorer.process(records))
-        if pending:
-            await asyncio.gather(*pending)
-        ack = app.consumer.ack
-        for message in messages:
-            ack(message)
+        async with lock:
+            result = scorer.process(records)
+            pending = await publish(result)
+            if pending:
+                await asyncio.gather(*pending)
+            write_behind.add(result.touched, messages)
+            if write_behind.due(time.monotonic()):
+                await flush()
+
+    @app.timer(settings.flush_interval_s)
+    async def flush_when_quiet() -> None:
+        """Flush what a quiet input left pending, so its offsets get committed."""
+        async with lock:
+            if write_behind.due(time.monotonic()):
+                await flush()
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        write_behind.forget_partitions(
+            {tp.partition for tp in revoked if tp.topic == settings.input_topic}
+        )
 
     app.healthstream_batch_handler = handle_batch  # type: ignore[attr-defined]
     app.healthstream_input_topic = settings.input_topic  # type: ignore[attr-defined]

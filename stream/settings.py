@@ -41,6 +41,11 @@ class Settings:
     min_step: int = 5
     #: most records fetched per batch (each event is still scored on its own)
     batch_max: int = 10_000
+    #: account snapshots are written to the changelog at most once per flush: a flush comes
+    #: this often, or sooner when this many accounts are waiting; input offsets are
+    #: committed only up to the last flush
+    flush_interval_s: float = 2.0
+    flush_max_accounts: int = 50_000
     #: longest a fetch waits at the broker for new data: bounds latency on a quiet stream
     fetch_max_wait_ms: int = 20
     #: seconds between wall-clock ticks the leader appends to every input partition (0: off)

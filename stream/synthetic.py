@@ -6,13 +6,13 @@ decline, or live on the API. Everything is drawn from seeded ``random.Random`` i
 so a :class:`Scenario` always yields the same records, and :func:`generate` streams them
 day by day in non-decreasing ``ts`` order (one day's records in memory at a time).
 
-Volume at ``intensity=1.0``: an active account sends about 4.5 events a day on average
-(about 5.5 on a weekday, 2 on a weekend day; logins are the largest share), so 300 accounts
-over 120 days make about 150,000 records and 100,000 accounts over 10 days about 4.5
-million. ``intensity`` scales the daily activity (logins, value actions, feature use, API
-batches, integrations, support tickets) linearly; the cadenced events (invoices, meetings,
-emails, NPS, facts) do not scale, so ``intensity=0.2`` gives about 1.2 events per account
-per day (100,000 accounts x 10 days is then about 1.2 million records).
+Volume at ``intensity=1.0``: an account sends about 4.7 events a day on average (about 5.9
+on a weekday, 1.8 on a weekend day; logins and value actions are the largest shares), so 300
+accounts over 120 days make about 170,000 records and 100,000 accounts over 10 days about
+4.7 million. ``intensity`` scales the daily activity (logins, value actions, feature use, API
+batches, integrations, support tickets) linearly; the cadenced events (facts, invoices,
+meetings, emails, NPS) do not scale, so ``intensity=0.2`` gives about 1.4 events per account
+and day (100,000 accounts x 10 days: about 1.4 million records).
 
 What the trajectories look like (``D`` = ``Scenario.days``):
 
@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,11 +68,12 @@ FEATURES = (
     "api_keys",
 )
 
+Uniform = Callable[[], float]  # a bound ``random.Random.random``
+
 _OPEN_MS = 8 * 3_600_000  # business hours are 08:00-18:00 UTC
 _HOURS_MS = 10 * 3_600_000
 _WEEKEND = 0.3  # share of weekday user activity that happens on a Saturday or Sunday
 _NEVER = 1 << 30  # a day number after any scenario's end
-_BY_TS = itemgetter(0)
 
 
 class Trajectory(StrEnum):
@@ -89,6 +89,9 @@ class Trajectory(StrEnum):
 
 Mix = tuple[tuple[Trajectory, float], ...]
 
+#: What ``Scenario.mix`` accepts: (trajectory or its name, share) pairs, or a mapping.
+MixSpec = Mix | Sequence[tuple[Trajectory | str, float]] | Mapping[Trajectory | str, float]
+
 DEFAULT_MIX: Mix = (
     (Trajectory.GROWING, 0.20),
     (Trajectory.STABLE, 0.35),
@@ -99,7 +102,7 @@ DEFAULT_MIX: Mix = (
 )
 
 
-def _normalise_mix(mix: Mapping[Any, float] | Sequence[tuple[Any, float]]) -> Mix:
+def _normalise_mix(mix: MixSpec) -> Mix:
     """Every trajectory with its share, shares summing to 1."""
     pairs = mix.items() if isinstance(mix, Mapping) else mix
     shares = dict.fromkeys(Trajectory, 0.0)
@@ -118,14 +121,14 @@ class Scenario:
     """What to generate: how many accounts, over which days, from which seed.
 
     ``mix`` may be given as a mapping or pairs of trajectory (or its name) and share; it is
-    normalised to a tuple of every trajectory with shares summing to 1.
+    normalised to a tuple of every trajectory with shares summing to 1 (see ``shares``).
     """
 
     accounts: int = 300
     days: int = 120
     start: date = date(2026, 1, 1)
     seed: int = 7
-    mix: Mix = DEFAULT_MIX
+    mix: MixSpec = DEFAULT_MIX
     ticks: bool = True
     intensity: float = 1.0
 
@@ -137,6 +140,11 @@ class Scenario:
         if not math.isfinite(self.intensity) or self.intensity < 0:
             raise ValueError(f"intensity must be a finite number >= 0: {self.intensity}")
         object.__setattr__(self, "mix", _normalise_mix(self.mix))
+
+    @property
+    def shares(self) -> Mix:
+        """Every trajectory with its share of the accounts (the normalised ``mix``)."""
+        return self.mix  # type: ignore[return-value]  # normalised by __post_init__
 
     def account_id(self, index: int) -> str:
         """The id of the ``index``-th account, e.g. ``acct-00042``."""
@@ -180,20 +188,20 @@ def _pick(u: float, shares: Sequence[tuple[Any, float]]) -> Any:
 
 
 _SEGMENT_SHARES = tuple((s, s.share) for s in _SEGMENTS)
-_API_FEATURES = ("api_keys", "integrations", "workflows", "dashboards", "reports", "alerts")
-_API_FEATURES += tuple(f for f in FEATURES if f not in _API_FEATURES)
+_API_FIRST = ("api_keys", "integrations", "workflows")
+_API_FEATURES = _API_FIRST + tuple(f for f in FEATURES if f not in _API_FIRST)
 
 
-def _int(r: Any, lo: int, hi: int) -> int:
-    """A uniform integer in [lo, max(lo, hi)] from the uniform draw ``r()``."""
-    return lo + int(r() * (max(lo, hi) - lo + 1))
+def _int(r: Uniform, lo: int, hi: int) -> int:
+    """A uniform integer in [lo, hi] (hi >= lo) from the uniform draw ``r()``."""
+    return lo + int(r() * (hi - lo + 1))
 
 
-def _between(r: Any, lo: float, hi: float) -> float:
+def _between(r: Uniform, lo: float, hi: float) -> float:
     return lo + (hi - lo) * r()
 
 
-def _poisson(rand: Any, mean: float) -> int:
+def _poisson(rand: Uniform, mean: float) -> int:
     """A Poisson draw (normal approximation above a mean of 30)."""
     if mean <= 0.0:
         return 0
@@ -208,9 +216,9 @@ def _poisson(rand: Any, mean: float) -> int:
     return n
 
 
-def _gauss01(rand: Any) -> float:
-    # Irwin-Hall: close enough to a standard normal for counts, and cheap
-    return rand() + rand() + rand() + rand() + rand() + rand() - 3.0
+def _gauss01(rand: Uniform) -> float:
+    """About a standard normal draw (Irwin-Hall with six uniforms: cheap, bounded by 4.3)."""
+    return (rand() + rand() + rand() + rand() + rand() + rand() - 3.0) * 1.4142135623730951
 
 
 def _account_rng(seed: int, index: int) -> random.Random:
@@ -256,12 +264,13 @@ class _Account:
         "amount",
         "counter",
         "tickets",
+        "flat",
     )
 
     def __init__(self, scenario: Scenario, index: int) -> None:
         r = _account_rng(scenario.seed, index).random
         # the first draw is the trajectory (``trajectory_of`` relies on it)
-        self.trajectory: Trajectory = _pick(r(), scenario.mix)
+        self.trajectory: Trajectory = _pick(r(), scenario.shares)
         t = self.trajectory
         api = t is Trajectory.API_DRIVEN
         days = scenario.days
@@ -329,10 +338,12 @@ class _Account:
                 self.floor = _between(r, 0.5, 0.7)
             self.decline_days = max(1, days - self.turn)
         elif t is Trajectory.GOES_SILENT:
-            self.silent_day = _int(r, max(1, (days + 1) // 2), days - max(1, days // 10))
+            lo = max(1, (days + 1) // 2)  # in the second half, leaving some silence to see
+            self.silent_day = _int(r, lo, max(lo, days - max(1, days // 10)))
             self.churn_day = self.silent_day
         elif t is Trajectory.CHAMPION_LOSS:
-            self.turn = _int(r, int(days * 0.25), int(days * 0.6))
+            lo = max(1, int(days * 0.25))
+            self.turn = _int(r, lo, max(lo, int(days * 0.6)))
             self.decline_days = _int(r, 21, 50)
             if r() < 0.7:
                 self.floor = _between(r, 0.1, 0.3)
@@ -358,6 +369,7 @@ class _Account:
             self.renewal = -age + 365 * ((age + 14) // 365 + 1)
         self.counter = 0
         self.tickets = 0
+        self.flat = t is Trajectory.STABLE or api  # constant levels (but for a dip)
 
     # -- levels ---------------------------------------------------------------------------
 
@@ -407,9 +419,9 @@ class _Account:
         }
 
 
-# A compact record of one day, made into the contract's dict only when yielded:
-# (ts, account, type, value, user number or None, attrs or None).
-_Compact = tuple[int, _Account, str, float, "int | None", "dict[str, Any] | None"]
+# One event of a day as a tuple, made into the contract's dict only when yielded:
+# (ms into the day, account_id, event number, type, value, user number or None, attrs or None).
+_Compact = tuple[int, str, int, str, float, "int | None", "dict[str, Any] | None"]
 # An event due on a later day: (account, type, value, user number or None, attrs).
 _Pending = tuple[_Account, str, float, "int | None", "dict[str, Any] | None"]
 
@@ -428,29 +440,30 @@ class _Days:
         if day < self.days:
             self.pending.setdefault(day, []).append(item)
 
-    def run(self, accounts: list[_Account], d: int, day_ms: int) -> list[_Compact]:
-        """Day ``d``'s events in ``ts`` order."""
+    def run(self, accounts: list[_Account], d: int) -> list[_Compact]:
+        """Day ``d``'s events in time order."""
         out: list[_Compact] = []
         today = self.start + timedelta(days=d)
         weekend = today.weekday() >= 5
         day_no = today.toordinal() - 1  # day_no % 7 is the weekday (0: Monday)
         for a in accounts:
             if a.first_day <= d < a.silent_day:
-                self.account(a, d, day_ms, weekend, today.day, day_no, out)
+                self.account(a, d, weekend, today.day, day_no, out)
         rand = self.rand
         for a, etype, value, user, attrs in self.pending.pop(d, ()):
             if d < a.silent_day:
-                out.append(
-                    (day_ms + _OPEN_MS + int(rand() * _HOURS_MS), a, etype, value, user, attrs)
-                )
-        out.sort(key=_BY_TS)
+                a.counter += 1
+                aid = a.id
+                ts = _OPEN_MS + int(rand() * _HOURS_MS)
+                out.append((ts, aid, a.counter, etype, value, user, attrs))
+        # the time of day is a small int (fast to compare); account and number break ties
+        out.sort()
         return out
 
     def account(
         self,
         a: _Account,
         d: int,
-        day_ms: int,
         weekend: bool,
         dom: int,
         day_no: int,
@@ -459,34 +472,51 @@ class _Days:
         """Append account ``a``'s events of day ``d`` to ``out`` (unsorted)."""
         rand = self.rand
         k = self.k
-        usage, health, breadth = a.levels(d, self.days)
+        hours_ms = _HOURS_MS
+        aid = a.id
+        n = a.counter
+        trajectory = a.trajectory
+        if a.flat and not a.dip_start <= d < a.dip_end:
+            usage = health = breadth = 1.0
+        else:
+            usage, health, breadth = a.levels(d, self.days)
         activity = usage * (_WEEKEND if weekend else 1.0) * k
         # users still active; a departed champion (u0) no longer shows up
-        lost = a.trajectory is Trajectory.CHAMPION_LOSS and d >= a.turn
-        skip = 1 if lost else 0
-        active = max(1, math.ceil((a.users - skip) * min(1.0, breadth)))
-        base = day_ms + _OPEN_MS
-        api = a.trajectory is Trajectory.API_DRIVEN
+        skip = 1 if d >= a.turn and trajectory is Trajectory.CHAMPION_LOSS else 0
+        if breadth >= 1.0:
+            active = a.users - skip
+        else:
+            active = max(1, math.ceil((a.users - skip) * breadth))
+        base = _OPEN_MS
+        api = trajectory is Trajectory.API_DRIVEN
         append = out.append
 
+        def event(etype: str, value: float, user: int | None, attrs: dict[str, Any] | None) -> None:
+            """A rarer event, at a random time of the day."""
+            nonlocal n
+            n += 1
+            append((base + int(rand() * hours_ms), aid, n, etype, value, user, attrs))
+
         if d == a.first_day:  # the facts open the account's history
-            append((base, a, "account_facts", 1, None, a.facts(self.start)))
-            append((base + 1, a, "champion_changed", 1, 0, {"status": "assigned"}))
-        if lost and d == a.turn:
-            departed = {"status": "departed"}
-            append((base + int(rand() * _HOURS_MS), a, "champion_changed", 1, None, departed))
-        elif d == a.recover_day:
+            append((base, aid, n + 1, "account_facts", 1, None, a.facts(self.start)))
             assigned = {"status": "assigned"}
-            append((base + int(rand() * _HOURS_MS), a, "champion_changed", 1, 1, assigned))
+            append((base + 1, aid, n + 2, "champion_changed", 1, 0, assigned))
+            n += 2
+        if skip and d == a.turn:
+            event("champion_changed", 1, None, {"status": "departed"})
+        elif d == a.recover_day:
+            event("champion_changed", 1, 1, {"status": "assigned"})
 
         # Product usage. The day's activity events are one Poisson draw over all streams,
         # each event then assigned to a stream in proportion to its rate: the same
         # distribution as independent Poisson streams, at a fraction of the cost.
-        if a.trajectory is Trajectory.GROWING:
+        if trajectory is Trajectory.GROWING:
             feats = a.feat_lo + (a.feat_hi - a.feat_lo) * min(1.0, breadth * 2.0 - 1.0)
+            n_feats = max(1, round(feats))
+        elif breadth >= 1.0:
+            n_feats = a.feat_hi
         else:
-            feats = a.feat_hi * breadth
-        n_feats = max(1, round(feats))
+            n_feats = max(1, round(a.feat_hi * breadth))
         c_login = active * a.login_p * activity
         c_value = c_login + a.sessions * activity
         c_feature = c_value + n_feats * 0.15 * activity
@@ -497,42 +527,55 @@ class _Days:
         c_slack = c_api + a.slack * activity
         c_created = c_slack + a.jira * activity
         total = c_created + a.jira * (0.3 + 0.6 * health) * activity
-        per_batch = a.api_volume / a.api_batches * (1.0 if api else usage) if a.api_volume else 0
-        error_rate = a.api_error + 0.06 * (1.0 - health)
-        actions = 2.0 * (a.actions - 1.0)
-        for _ in range(_poisson(rand, total)):
+        # a Poisson draw of the day's count (Knuth's method; normal approximation above 30)
+        if total > 30.0:
+            count = max(0, int(total + math.sqrt(total) * _gauss01(rand) + 0.5))
+        else:
+            count = -1
+            limit = math.exp(-total)
+            p = 1.0
+            while p > limit:
+                count += 1
+                p *= rand()
+        for _ in range(count):
             u = rand() * total
-            ts = base + int(rand() * _HOURS_MS)
+            ts = base + int(rand() * hours_ms)
+            n += 1
             if u < c_login:
-                append((ts, a, "login", 1, skip + int(rand() * active), None))
+                append((ts, aid, n, "login", 1, skip + int(rand() * active), None))
             elif u < c_value:
                 user = None if api else skip + int(rand() * active)
-                append((ts, a, "value_action", 1 + int(rand() * actions), user, None))
+                value = 1 + int(rand() * 2.0 * (a.actions - 1.0))
+                append((ts, aid, n, "value_action", value, user, None))
             elif u < c_feature:
+                user = skip + int(rand() * active)
                 feature = {"feature": a.features[int(rand() * n_feats)]}
-                append((ts, a, "feature_used", 1, skip + int(rand() * active), feature))
+                append((ts, aid, n, "feature_used", 1, user, feature))
             elif u < c_api:
+                per_batch = a.api_volume / a.api_batches * (1.0 if api else usage)
                 calls = int(per_batch * (0.8 + 0.4 * rand()))
+                error_rate = a.api_error + 0.06 * (1.0 - health)
                 errors = {"errors": min(calls, _poisson(rand, calls * error_rate))}
-                append((ts, a, "api_calls", calls, None, errors))
+                append((ts, aid, n, "api_calls", calls, None, errors))
             elif u < c_slack:
+                value = 1 + int(rand() * 7)
                 slack = {"integration": "slack"}
-                append((ts, a, "integration_message_sent", 1 + int(rand() * 7), None, slack))
+                append((ts, aid, n, "integration_message_sent", value, None, slack))
             elif u < c_created:
+                value = 1 + int(rand() * 2.6)
                 jira = {"integration": "jira"}
-                append((ts, a, "integration_ticket_created", 1 + int(rand() * 2.6), None, jira))
+                append((ts, aid, n, "integration_ticket_created", value, None, jira))
             else:
+                value = 1 + int(rand() * 2.6)
                 jira = {"integration": "jira"}
-                append((ts, a, "integration_ticket_closed", 1 + int(rand() * 2.6), None, jira))
+                append((ts, aid, n, "integration_ticket_closed", value, None, jira))
 
         # support: more tickets, escalations, slower fixes and worse CSAT when unhealthy
         slow = 1.0 - health
         if not weekend and rand() < (0.015 + 0.05 * slow) * k:
             a.tickets += 1
-            ticket = f"{a.id}-T{a.tickets}"
-            opener = skip + int(rand() * active)
-            opened = {"ticket_id": ticket}
-            append((base + int(rand() * _HOURS_MS), a, "support_ticket_opened", 1, opener, opened))
+            ticket = f"{aid}-T{a.tickets}"
+            event("support_ticket_opened", 1, skip + int(rand() * active), {"ticket_id": ticket})
             fix = 1 + int(rand() * (3 + 20 * slow))
             if rand() < 0.04 + 0.35 * slow:
                 escalate = 1 + int(rand() * 2)
@@ -546,8 +589,7 @@ class _Days:
         # commercial: monthly invoices, paid later (or failing first) when unhealthy
         if dom == a.bill_dom:
             if rand() < 0.3 * slow:
-                failed = {"amount": a.amount}
-                append((base + int(rand() * _HOURS_MS), a, "payment_failed", 1, None, failed))
+                event("payment_failed", 1, None, {"amount": a.amount})
                 late = 3 + int(rand() * 25)
             elif slow > 0.1:
                 late = int(slow * (5 + rand() * 40))
@@ -555,29 +597,29 @@ class _Days:
                 late = 0 if rand() < 0.85 else 1 + int(rand() * 5)
             paid = {"days_late": late}
             if late == 0:
-                append((base + int(rand() * _HOURS_MS), a, "invoice_paid", a.amount, None, paid))
+                event("invoice_paid", a.amount, None, paid)
             else:
                 self.later(d + late, (a, "invoice_paid", a.amount, None, paid))
-        if d == a.renewal and a.churn_day is None:  # renewed for a year
+        if d == a.renewal:  # renewed for a year (churners' renewal is their churn day)
             renewed = {"renewal_date": (self.start + timedelta(days=a.renewal + 365)).isoformat()}
-            append((base + int(rand() * _HOURS_MS), a, "account_facts", 1, None, renewed))
+            event("account_facts", 1, None, renewed)
 
         # engagement with the CSM: meetings, email replies, NPS
         if (day_no - a.meeting_offset) % a.meeting_every == 0:
-            ts = base + int(rand() * _HOURS_MS)
             if rand() < 0.15 + 0.77 * health:
-                append((ts, a, "meeting_attended", 1, a.champion(d), None))
+                event("meeting_attended", 1, a.champion(d), None)
             else:
-                append((ts, a, "meeting_missed", 1, None, None))
+                event("meeting_missed", 1, None, None)
         if not weekend and rand() < 0.15 + 0.25 * health:
-            hours = {"response_hours": round(math.exp(1.3 + 3.2 * slow + 0.8 * _gauss01(rand)), 1)}
+            hours = round(math.exp(1.3 + 3.2 * slow + 0.8 * _gauss01(rand)), 1)
             replier = a.champion(d)
             if replier is None:
                 replier = skip + int(rand() * active)
-            append((base + int(rand() * _HOURS_MS), a, "email_replied", 1, replier, hours))
+            event("email_replied", 1, replier, {"response_hours": hours})
         if (day_no - a.nps_offset) % 90 == 0 and rand() < 0.3 + 0.15 * health:
             score = min(10, max(0, round(2.0 + 6.8 * health + 1.2 * _gauss01(rand))))
-            append((base + int(rand() * _HOURS_MS), a, "nps_response", score, a.champion(d), None))
+            event("nps_response", score, a.champion(d), None)
+        a.counter = n
 
 
 def _plans(scenario: Scenario) -> list[_Account]:
@@ -588,8 +630,8 @@ def generate(scenario: Scenario) -> Iterator[dict[str, Any]]:
     """Every record of the scenario in non-decreasing ``ts`` order, streamed day by day.
 
     With ``scenario.ticks`` a ``{"type": "tick", "ts": ...}`` record opens every day after
-    the first (at 00:00 UTC), before that day's events. An account's ``event_id``s are
-    ``<account_id>-<n>`` with ``n`` counting its events in time order.
+    the first (at 00:00 UTC), before that day's events. Event ids are ``<account_id>-<n>``,
+    ``n`` counting the account's events. Business hours (08:00-18:00 UTC) hold all events.
     """
     accounts = _plans(scenario)
     days = _Days(scenario, random.Random(f"healthstream:{scenario.seed}:events"))
@@ -598,20 +640,27 @@ def generate(scenario: Scenario) -> Iterator[dict[str, Any]]:
         day_ms = start_ms + d * MS_PER_DAY
         if d and scenario.ticks:
             yield {"type": "tick", "ts": day_ms}
-        for ts, a, etype, value, user, attrs in days.run(accounts, d, day_ms):
-            aid = a.id
-            n = a.counter = a.counter + 1
-            record = {
-                "event_id": f"{aid}-{n}",
-                "account_id": aid,
-                "type": etype,
-                "ts": ts,
-                "value": value,
-                "attrs": {} if attrs is None else attrs,
-            }
-            if user is not None:
-                record["user_id"] = f"{aid}-u{user}"
-            yield record
+        for ms, aid, n, etype, value, user, attrs in days.run(accounts, d):
+            ts = day_ms + ms
+            if user is None:
+                yield {
+                    "event_id": f"{aid}-{n}",
+                    "account_id": aid,
+                    "type": etype,
+                    "ts": ts,
+                    "value": value,
+                    "attrs": {} if attrs is None else attrs,
+                }
+            else:
+                yield {
+                    "event_id": f"{aid}-{n}",
+                    "account_id": aid,
+                    "type": etype,
+                    "ts": ts,
+                    "user_id": f"{aid}-u{user}",
+                    "value": value,
+                    "attrs": {} if attrs is None else attrs,
+                }
 
 
 def _index(scenario: Scenario, account_id: str) -> int:
@@ -624,7 +673,7 @@ def _index(scenario: Scenario, account_id: str) -> int:
 def trajectory_of(scenario: Scenario, account_id: str) -> Trajectory:
     """The trajectory an account of the scenario follows."""
     u = _account_rng(scenario.seed, _index(scenario, account_id)).random()
-    trajectory: Trajectory = _pick(u, scenario.mix)
+    trajectory: Trajectory = _pick(u, scenario.shares)
     return trajectory
 
 

@@ -38,8 +38,8 @@ class BatchResult:
     #: (account id, output event, the record that caused it)
     outputs: list[tuple[str, Output, InputRecord]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    #: account id → (partition, snapshot bytes): one state write per account per batch
-    state_writes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    #: account id → partition, for every account whose state the batch changed
+    touched: dict[str, int] = field(default_factory=dict)
 
 
 class StrKeyedBytesStore(MutableMapping[str, Any]):
@@ -84,7 +84,7 @@ class BatchScorer:
 
     def process(self, records: Iterable[InputRecord]) -> BatchResult:
         result = BatchResult()
-        touched: dict[str, int] = {}
+        touched = result.touched
         book = self.book
         for record in records:
             try:
@@ -111,8 +111,48 @@ class BatchScorer:
             self.counters[f"events:{event.type.value}"] += 1
             if out is not None:
                 result.outputs.append((event.account_id, out, record))
-        for account_id, partition in touched.items():
-            state = book.states[account_id]
-            assert isinstance(state, AccountState)
-            result.state_writes[account_id] = (partition, encode_state(state))
         return result
+
+    def snapshot(self, account_id: str) -> bytes:
+        state = self.book.states[account_id]
+        assert isinstance(state, AccountState)
+        return encode_state(state)
+
+
+class WriteBehind:
+    """Which accounts await a changelog snapshot, and which input records await their ack.
+
+    Snapshots are written at most once per account per flush, and a flush comes every
+    ``interval_s`` or when ``max_dirty`` accounts wait, so an account with many events
+    costs one write per flush rather than one per event. Input records are acknowledged
+    only after the flush that covers them, so a commit never gets ahead of the changelog.
+    """
+
+    def __init__(self, interval_s: float, max_dirty: int) -> None:
+        self.interval_s = interval_s
+        self.max_dirty = max_dirty
+        self.dirty: dict[str, int] = {}
+        self.unacked: list[Any] = []
+        self.last_flush = 0.0
+
+    def add(self, touched: dict[str, int], records: Iterable[Any]) -> None:
+        self.dirty.update(touched)
+        self.unacked.extend(records)
+
+    def due(self, now: float) -> bool:
+        if not self.unacked:
+            return False
+        return len(self.dirty) >= self.max_dirty or now - self.last_flush >= self.interval_s
+
+    def take(self, now: float) -> tuple[dict[str, int], list[Any]]:
+        """What to write and then acknowledge; the caller must do both."""
+        dirty, unacked = self.dirty, self.unacked
+        self.dirty, self.unacked = {}, []
+        self.last_flush = now
+        return dirty, unacked
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop pending work of partitions this worker no longer owns: the new owner
+        re-reads those records from the last commit, against the last flushed state."""
+        self.dirty = {a: p for a, p in self.dirty.items() if p not in partitions}
+        self.unacked = [m for m in self.unacked if m.partition not in partitions]

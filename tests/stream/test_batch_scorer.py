@@ -7,8 +7,7 @@ from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
 from stream.replay import replay
-from stream.worker import BatchScorer, InputRecord, StrKeyedBytesStore
-from windows.snapshot import decode_state, encode_state
+from stream.worker import BatchScorer, InputRecord, StrKeyedBytesStore, WriteBehind
 
 PARTITIONS = 3
 
@@ -44,23 +43,42 @@ def test_one_big_batch_equals_replay_including_ticks_for_accounts_new_in_the_bat
     assert got == want
 
 
-def test_state_is_written_once_per_account_per_batch_and_survives_a_restart() -> None:
+def test_touched_accounts_snapshot_and_survive_a_restart() -> None:
     lines = as_lines(silent_account_stream(accounts=3, days=20))
     records = as_partitioned_records(lines)
     half = len(records) // 2
-    data: dict[bytes, object] = {}
     parts: dict[bytes, int] = {}
-    first = BatchScorer(engine(), StrKeyedBytesStore(data, parts))
+    first = BatchScorer(engine(), StrKeyedBytesStore({}, parts))
     r1 = first.process(records[:half])
-    assert len(r1.state_writes) == 4  # three accounts and the silent one, once each
+    assert len(r1.touched) == 4  # three accounts and the silent one
     # a new worker recovers snapshot bytes from the changelog and carries on
-    recovered = {k.encode(): blob for k, (_, blob) in r1.state_writes.items()}
+    recovered = {a.encode(): first.snapshot(a) for a in r1.touched}
     second = BatchScorer(engine(), StrKeyedBytesStore(recovered, dict(parts)))
-    r2 = second.process(records[half:])
+    second.process(records[half:])
     straight = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
-    r_all = straight.process(records)
-    for account, (_, blob) in r_all.state_writes.items():
-        assert encode_state(decode_state(r2.state_writes[account][1])) == blob
+    straight.process(records)
+    for account in r1.touched:
+        assert second.snapshot(account) == straight.snapshot(account)
+
+
+def test_write_behind_flushes_on_interval_or_size_and_forgets_revoked_partitions() -> None:
+    class Msg:
+        def __init__(self, partition: int) -> None:
+            self.partition = partition
+
+    wb = WriteBehind(interval_s=2.0, max_dirty=3)
+    assert not wb.due(100.0)  # nothing pending
+    wb.add({"a": 0, "b": 1}, [Msg(0), Msg(1)])
+    wb.last_flush = 99.0
+    assert not wb.due(100.0)
+    assert wb.due(101.5)  # interval passed
+    wb.add({"c": 2}, [Msg(2)])
+    assert wb.due(100.0)  # three accounts waiting
+    wb.forget_partitions({1})
+    dirty, unacked = wb.take(100.0)
+    assert dirty == {"a": 0, "c": 2}
+    assert [m.partition for m in unacked] == [0, 2]
+    assert not wb.due(200.0)
 
 
 def test_bad_records_become_dead_letters_with_reasons() -> None:

@@ -87,6 +87,14 @@ class Trajectory(StrEnum):
     API_DRIVEN = "api_driven"
 
 
+# module-level aliases: much cheaper to look up than enum members in the per-day hot path
+_GROWING = Trajectory.GROWING
+_STABLE = Trajectory.STABLE
+_SLOW_DECLINE = Trajectory.SLOW_DECLINE
+_GOES_SILENT = Trajectory.GOES_SILENT
+_CHAMPION_LOSS = Trajectory.CHAMPION_LOSS
+_API_DRIVEN = Trajectory.API_DRIVEN
+
 Mix = tuple[tuple[Trajectory, float], ...]
 
 #: What ``Scenario.mix`` accepts: (trajectory or its name, share) pairs, or a mapping.
@@ -272,7 +280,7 @@ class _Account:
         # the first draw is the trajectory (``trajectory_of`` relies on it)
         self.trajectory: Trajectory = _pick(r(), scenario.shares)
         t = self.trajectory
-        api = t is Trajectory.API_DRIVEN
+        api = t is _API_DRIVEN
         days = scenario.days
         seg: _Segment = _pick(r(), _SEGMENT_SHARES)
         self.id = scenario.account_id(index)
@@ -282,7 +290,7 @@ class _Account:
         users = _int(r, *seg.users)
         if api:
             users = min(users, _int(r, 1, 4))
-        elif t is Trajectory.CHAMPION_LOSS:
+        elif t is _CHAMPION_LOSS:
             users = max(users, 2)
         self.users = users
         self.amount = self.seats * seg.price
@@ -324,12 +332,12 @@ class _Account:
         self.silent_day = _NEVER
         self.dip_start = self.dip_end = _NEVER
         self.churn_day: int | None = None
-        if t is Trajectory.GROWING:
+        if t is _GROWING:
             self.feat_lo = _int(r, 1, 3)
             self.feat_hi = _int(r, 5, 8)
             if days >= 28 and r() < 0.25:  # a new logo, onboarding during the scenario
                 self.first_day = _int(r, 1, days // 4)
-        elif t is Trajectory.SLOW_DECLINE:
+        elif t is _SLOW_DECLINE:
             self.turn = _int(r, int(days * 0.1), int(days * 0.4))
             if r() < 0.7:
                 self.floor = _between(r, 0.08, 0.25)
@@ -337,11 +345,11 @@ class _Account:
             else:
                 self.floor = _between(r, 0.5, 0.7)
             self.decline_days = max(1, days - self.turn)
-        elif t is Trajectory.GOES_SILENT:
+        elif t is _GOES_SILENT:
             lo = max(1, (days + 1) // 2)  # in the second half, leaving some silence to see
             self.silent_day = _int(r, lo, max(lo, days - max(1, days // 10)))
             self.churn_day = self.silent_day
-        elif t is Trajectory.CHAMPION_LOSS:
+        elif t is _CHAMPION_LOSS:
             lo = max(1, int(days * 0.25))
             self.turn = _int(r, lo, max(lo, int(days * 0.6)))
             self.decline_days = _int(r, 21, 50)
@@ -351,7 +359,7 @@ class _Account:
             else:
                 self.floor = _between(r, 0.35, 0.55)
                 self.recover_day = self.turn + _int(r, 14, 35)
-        if (t is Trajectory.STABLE or t is Trajectory.GROWING) and r() < 0.25:
+        if (t is _STABLE or t is _GROWING) and r() < 0.25:
             self.dip_start = _int(r, int(days * 0.3), int(days * 0.6))  # a week-long dip
             self.dip_end = self.dip_start + _int(r, 4, 9)
 
@@ -359,7 +367,7 @@ class _Account:
         if self.first_day:
             self.contract_start = self.first_day
             self.renewal = self.first_day + 365
-        elif self.churn_day is not None and t is not Trajectory.GOES_SILENT:
+        elif self.churn_day is not None and t is not _GOES_SILENT:
             # the contract is not renewed: its renewal date is the churn date
             self.renewal = self.churn_day
             self.contract_start = self.churn_day - 365 * ((self.churn_day + 30) // 365 + 1)
@@ -369,26 +377,27 @@ class _Account:
             self.renewal = -age + 365 * ((age + 14) // 365 + 1)
         self.counter = 0
         self.tickets = 0
-        self.flat = t is Trajectory.STABLE or api  # constant levels (but for a dip)
+        # constant levels (but for a dip; a silent account is simply not called any more)
+        self.flat = t is _STABLE or t is _GOES_SILENT or api
 
     # -- levels ---------------------------------------------------------------------------
 
     def levels(self, d: int, days: int) -> tuple[float, float, float]:
         """(usage multiplier, relationship health 0-1, share of users/features in use)."""
         t = self.trajectory
-        if t is Trajectory.GROWING:
+        if t is _GROWING:
             x = (d - self.first_day) / max(1, days - 1 - self.first_day)
             usage = 0.5 + 1.1 * x
             if self.dip_start <= d < self.dip_end:
                 usage *= 0.35
             return usage, 1.0, 0.5 + 0.5 * x
-        if t is Trajectory.SLOW_DECLINE:
+        if t is _SLOW_DECLINE:
             if d < self.turn:
                 return 1.0, 1.0, 1.0
             x = min(1.0, (d - self.turn) / self.decline_days)
             usage = 1.0 - (1.0 - self.floor) * x**1.3
             return usage, 0.2 + 0.8 * usage, 0.3 + 0.7 * usage
-        if t is Trajectory.CHAMPION_LOSS:
+        if t is _CHAMPION_LOSS:
             if d < self.turn:
                 return 1.0, 1.0, 1.0
             x = min(1.0, (d - self.turn) / self.decline_days)
@@ -404,7 +413,7 @@ class _Account:
 
     def champion(self, d: int) -> int | None:
         """The champion's user number on day ``d`` (None between a departure and a successor)."""
-        if d < self.turn or self.trajectory is not Trajectory.CHAMPION_LOSS:
+        if d < self.turn or self.trajectory is not _CHAMPION_LOSS:
             return 0
         return 1 if d >= self.recover_day else None
 
@@ -415,7 +424,7 @@ class _Account:
             "seats": self.seats,
             "contract_start": (start + timedelta(days=self.contract_start)).isoformat(),
             "renewal_date": (start + timedelta(days=self.renewal)).isoformat(),
-            "api_driven": self.trajectory is Trajectory.API_DRIVEN,
+            "api_driven": self.trajectory is _API_DRIVEN,
         }
 
 
@@ -446,9 +455,10 @@ class _Days:
         today = self.start + timedelta(days=d)
         weekend = today.weekday() >= 5
         day_no = today.toordinal() - 1  # day_no % 7 is the weekday (0: Monday)
+        account, dom = self.account, today.day
         for a in accounts:
             if a.first_day <= d < a.silent_day:
-                self.account(a, d, weekend, today.day, day_no, out)
+                account(a, d, weekend, dom, day_no, out)
         rand = self.rand
         for a, etype, value, user, attrs in self.pending.pop(d, ()):
             if d < a.silent_day:
@@ -456,8 +466,15 @@ class _Days:
                 aid = a.id
                 ts = _OPEN_MS + int(rand() * _HOURS_MS)
                 out.append((ts, aid, a.counter, etype, value, user, attrs))
-        # the time of day is a small int (fast to compare); account and number break ties
-        out.sort()
+        # Into time order: by the minute first, then each (small, cache-friendly) minute by
+        # time of day (a small int, fast to compare), account id and number breaking ties.
+        minutes: list[list[_Compact]] = [[] for _ in range(_HOURS_MS // 60_000)]
+        for e in out:
+            minutes[(e[0] - _OPEN_MS) // 60_000].append(e)
+        out.clear()
+        for minute in minutes:
+            minute.sort()
+            out += minute
         return out
 
     def account(
@@ -482,13 +499,13 @@ class _Days:
             usage, health, breadth = a.levels(d, self.days)
         activity = usage * (_WEEKEND if weekend else 1.0) * k
         # users still active; a departed champion (u0) no longer shows up
-        skip = 1 if d >= a.turn and trajectory is Trajectory.CHAMPION_LOSS else 0
+        skip = 1 if d >= a.turn and trajectory is _CHAMPION_LOSS else 0
         if breadth >= 1.0:
             active = a.users - skip
         else:
             active = max(1, math.ceil((a.users - skip) * breadth))
         base = _OPEN_MS
-        api = trajectory is Trajectory.API_DRIVEN
+        api = trajectory is _API_DRIVEN
         append = out.append
 
         def event(etype: str, value: float, user: int | None, attrs: dict[str, Any] | None) -> None:
@@ -510,7 +527,7 @@ class _Days:
         # Product usage. The day's activity events are one Poisson draw over all streams,
         # each event then assigned to a stream in proportion to its rate: the same
         # distribution as independent Poisson streams, at a fraction of the cost.
-        if trajectory is Trajectory.GROWING:
+        if trajectory is _GROWING:
             feats = a.feat_lo + (a.feat_hi - a.feat_lo) * min(1.0, breadth * 2.0 - 1.0)
             n_feats = max(1, round(feats))
         elif breadth >= 1.0:

@@ -175,7 +175,7 @@ class EmbeddedBroker:
             if self._await_ready(deadline):
                 return self
             self._terminate()  # it lost its port (Tansu then exits with status 0): try another
-        raise self._failed(f"exited at start {_START_ATTEMPTS} times")
+        raise self._failed(f"did not come up in {_START_ATTEMPTS} tries (exited or lost its port)")
 
     def _await_ready(self, deadline: float) -> bool:
         """True once our broker answers on its port; False if the port turns out not to be ours."""
@@ -191,11 +191,12 @@ class EmbeddedBroker:
         return False
 
     def _failed(self, what: str) -> BrokerError:
-        """Stop the process and describe the failure with the tail of the broker's log."""
+        """Stop the process, remove its directory, and describe the failure with its last output."""
         self._terminate()
+        tail = self.log_tail()
+        shutil.rmtree(self.log_path.parent, ignore_errors=True)
         return BrokerError(
-            f"the embedded Kafka broker (Tansu) on {self.bootstrap} {what}; "
-            f"last lines of {self.log_path}:\n{self.log_tail()}"
+            f"the embedded Kafka broker (Tansu) at {self.bootstrap} {what}; last output:\n{tail}"
         )
 
     def _terminate(self) -> None:

@@ -56,8 +56,9 @@ def workload(accounts: int, days: int) -> list[bytes]:
     return path.read_bytes().splitlines()
 
 
-def settings_for(bootstrap: str, run: str, input_topic: str) -> Settings:
+def settings_for(bootstrap: str, run: str, input_topic: str, store: str) -> Settings:
     return Settings(
+        store=store,
         bootstrap_servers=bootstrap,
         app_id=f"bench-{run}",
         input_topic=input_topic,
@@ -218,19 +219,21 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--rate", type=int, default=5_000, help="events/s for the latency run")
+    parser.add_argument("--store", default="memory://", help="memory:// or rocksdb://")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
             bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
-        say(f"healthstream bench: broker {bootstrap}, {PARTITIONS} partitions")
+        say(f"healthstream bench: broker {bootstrap}, {PARTITIONS} partitions, {args.store}")
+        results["store"] = args.store
         lines = workload(args.accounts, args.days)
         events = sum(1 for line in lines if not line.startswith(b'{"type":"tick"'))
         say(f"  workload: {events:,} events, {args.accounts:,} accounts")
         run = uuid.uuid4().hex[:6]
         topic = f"bench-in-{run}"
-        base = settings_for(bootstrap, run, topic)
+        base = settings_for(bootstrap, run, topic, args.store)
         asyncio.run(create_topics(bootstrap, topic_layout(base)))
         t = time.perf_counter()
         records = asyncio.run(produce(base, lines))
@@ -301,7 +304,7 @@ def main() -> int:
         )
 
         lat_run = uuid.uuid4().hex[:6]
-        lat = settings_for(bootstrap, lat_run, f"bench-lat-{lat_run}")
+        lat = settings_for(bootstrap, lat_run, f"bench-lat-{lat_run}", args.store)
         asyncio.run(create_topics(bootstrap, topic_layout(lat)))
         latency_worker = WorkerProcess(lat, workdir / "w3")
         latency_worker.start()
@@ -321,6 +324,9 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     results["worker_to_raw"] = results["worker_events_per_s"] / results["raw_events_per_s"]
+    results["replay_to_worker_score_changes_equal"] = (
+        results["replay_score_changes"] == results["worker_score_changes"]
+    )
     results["replay_to_raw"] = results["replay_events_per_s"] / results["raw_events_per_s"]
     say(
         f"  ratios: worker/raw {results['worker_to_raw']:.3f}, "

@@ -25,6 +25,7 @@ from stream.worker import (
     BatchResult,
     BatchScorer,
     InputRecord,
+    RocksAccountStates,
     StrKeyedBytesStore,
     WriteBehind,
 )
@@ -37,6 +38,14 @@ class HealthApp(faust.App):
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
+
+
+def account_states(table: Any, settings: Settings) -> StrKeyedBytesStore | RocksAccountStates:
+    """The account states over the table's store: live objects in memory, or RocksDB."""
+    if settings.store.startswith("rocksdb"):
+        return RocksAccountStates(table.data, settings.max_cached_accounts)
+    # the memory store holds snapshot bytes (after recovery) or live AccountState objects
+    return StrKeyedBytesStore(table.data.data, table.data._key_partition)
 
 
 def create_app(settings: Settings) -> HealthApp:
@@ -72,9 +81,8 @@ def create_app(settings: Settings) -> HealthApp:
         key_type=bytes,
         value_type=bytes,
     )
-    # the memory store keeps snapshot bytes (after recovery) or live AccountState objects
-    store = StrKeyedBytesStore(accounts.data.data, accounts.data._key_partition)
-    scorer = BatchScorer(engine, store)
+    states = account_states(accounts, settings)
+    scorer = BatchScorer(engine, states)
     changelog_topic = accounts.changelog_topic.get_topic_name()
 
     write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)
@@ -161,9 +169,10 @@ def create_app(settings: Settings) -> HealthApp:
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        write_behind.forget_partitions(
-            {tp.partition for tp in revoked if tp.topic == settings.input_topic}
-        )
+        partitions = {tp.partition for tp in revoked if tp.topic == settings.input_topic}
+        async with lock:
+            states.roll_back(write_behind.forget_partitions(partitions))
+            scorer.rewind({p: write_behind.flushed_upto.get(p, -1) for p in partitions})
 
     app.healthstream_batch_handler = handle_batch  # type: ignore[attr-defined]
     app.healthstream_input_topic = settings.input_topic  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "web_port": getattr(args, "web_port", None),
         "web_enabled": True if getattr(args, "web", False) else None,
         "data_dir": getattr(args, "data_dir", None),
+        "store": getattr(args, "store", None),
     }
     return load_settings(getattr(args, "config", None), cli)
 
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web", action="store_true", help="serve the worker's HTTP API")
     p.add_argument("--web-port", type=int, help="HTTP port (default 6066)")
     p.add_argument("--data-dir", help="local state directory")
+    p.add_argument("--store", help="table store: memory:// (default) or rocksdb://")
     p.add_argument("--loglevel", default="warning", help="log level (default: warning)")
     p.set_defaults(func=cmd_worker)
 

@@ -46,6 +46,8 @@ class WorkerProcess:
             str(self.workdir / "data"),
             "--loglevel",
             self.loglevel,
+            "--store",
+            s.store,
         ]
         if s.profile_path:
             cmd += ["--profile", s.profile_path]

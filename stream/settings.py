@@ -20,6 +20,7 @@ ENVIRONMENT = {
     "HEALTHSTREAM_PROFILE": "profile_path",
     "HEALTHSTREAM_APP_ID": "app_id",
     "HEALTHSTREAM_DEAD_LETTER_TOPIC": "dead_letter_topic",
+    "HEALTHSTREAM_STORE": "store",
 }
 
 
@@ -50,7 +51,10 @@ class Settings:
     fetch_max_wait_ms: int = 20
     #: seconds between wall-clock ticks the leader appends to every input partition (0: off)
     tick_interval_s: float = 0.0
+    #: the account table's store: "memory://", or "rocksdb://" for books larger than memory
     store: str = "memory://"
+    #: with RocksDB, how many accounts' live states stay cached in memory
+    max_cached_accounts: int = 100_000
     data_dir: str = ".healthstream-data"
     web_port: int = 6066
     web_enabled: bool = False
@@ -89,6 +93,8 @@ class Settings:
         result = replace(self, **changes)
         if result.partitions < 1:
             raise SettingsError(f"partitions: must be at least 1, got {result.partitions}")
+        if not result.store.startswith(("memory://", "rocksdb://")):
+            raise SettingsError(f"store: {result.store!r} (use memory:// or rocksdb://)")
         if result.min_step < 1:
             raise SettingsError(f"min_step: must be at least 1, got {result.min_step}")
         return result

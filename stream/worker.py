@@ -5,7 +5,7 @@ Nothing here knows about Faust: ``stream.app`` feeds records in and sends what c
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,9 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
     def __init__(self, data: dict[bytes, Any], key_partition: dict[bytes, int]) -> None:
         self.data = data
         self.key_partition = key_partition
+        #: the snapshot last written to the changelog, per account: what a revoked
+        #: partition's unflushed accounts go back to
+        self.flushed: dict[str, bytes] = {}
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key.encode()]
@@ -73,20 +76,121 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
     def note_partition(self, key: str, partition: int) -> None:
         self.key_partition[key.encode()] = partition
 
+    def persist(self, key: str, partition: int, blob: bytes) -> None:
+        self.flushed[key] = blob
+
+    def trim(self) -> None:
+        """Nothing to do: the in-memory store holds every account of its partitions."""
+
+    def roll_back(self, accounts: Iterable[str]) -> None:
+        """Put accounts back to their last flushed state (absent if never flushed).
+
+        Their unflushed events were never acknowledged, so whoever owns the partition next
+        (perhaps this worker again) reads them again from the last commit."""
+        for account in accounts:
+            blob = self.flushed.get(account)
+            if blob is None:
+                self.data.pop(account.encode(), None)
+                self.key_partition.pop(account.encode(), None)
+            else:
+                self.data[account.encode()] = blob
+
+
+class RocksAccountStates(MutableMapping[str, Any]):
+    """Account states over Faust's RocksDB store, for books larger than memory.
+
+    Live states are kept in an LRU cache of at most ``max_cached`` accounts, trimmed after
+    each flush (a dirty state is never evicted before it is written). A miss reads the
+    account's snapshot from RocksDB. Flushed snapshots are written to the partition's
+    database as well as to the changelog.
+    """
+
+    def __init__(self, store: Any, max_cached: int) -> None:
+        self.store = store
+        self.max_cached = max_cached
+        self.cache: OrderedDict[str, Any] = OrderedDict()
+        self.partition_of: dict[str, int] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        cache = self.cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        blob = self.store._get(key.encode())
+        return default if blob is None else blob
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.cache[key] = value
+        self.cache.move_to_end(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self.cache[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cache)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def keys_in_partition(self, partition: int) -> list[str]:
+        db = self.store._db_for_partition(partition)
+        offset_key = self.store.offset_key
+        stored = {k.decode() for k in self.store._visible_keys(db) if k != offset_key}
+        stored.update(a for a, p in self.partition_of.items() if p == partition)
+        return sorted(stored)
+
+    def note_partition(self, key: str, partition: int) -> None:
+        self.partition_of[key] = partition
+
+    def persist(self, key: str, partition: int, blob: bytes) -> None:
+        self.store._db_for_partition(partition).put(key.encode(), blob)
+        self.store._key_index[key.encode()] = partition
+
+    def trim(self) -> None:
+        while len(self.cache) > self.max_cached:
+            key, _ = self.cache.popitem(last=False)
+            self.partition_of.pop(key, None)
+
+    def roll_back(self, accounts: Iterable[str]) -> None:
+        """Drop accounts from the cache: RocksDB holds their last flushed state."""
+        for account in accounts:
+            self.cache.pop(account, None)
+            self.partition_of.pop(account, None)
+
 
 class BatchScorer:
     """Applies a batch of records to the account book and says what to write where."""
 
-    def __init__(self, engine: HealthEngine, states: StrKeyedBytesStore) -> None:
+    def __init__(
+        self, engine: HealthEngine, states: StrKeyedBytesStore | RocksAccountStates
+    ) -> None:
         self.book = AccountBook(engine, states)
         self.states = states
         self.counters: Counter[str] = Counter()
+        #: the highest offset applied per input partition: a record at or below it is
+        #: already in the live state (Faust can seek back, e.g. when recovery completes)
+        self.applied: dict[int, int] = {}
+
+    def rewind(self, offsets: dict[int, int]) -> None:
+        """After a roll-back, accept records again from just past these offsets."""
+        self.applied.update(offsets)
 
     def process(self, records: Iterable[InputRecord]) -> BatchResult:
         result = BatchResult()
         touched = result.touched
         book = self.book
+        applied = self.applied
         for record in records:
+            if record.offset <= applied.get(record.partition, -1):
+                self.counters["already_applied"] += 1
+                continue
+            applied[record.partition] = record.offset
             try:
                 if record.value is None:
                     raise BadEvent("empty", "record has no value")
@@ -134,6 +238,8 @@ class WriteBehind:
         self.dirty: dict[str, int] = {}
         self.unacked: list[Any] = []
         self.last_flush = 0.0
+        #: per input partition, the highest offset acknowledged by a flush so far
+        self.flushed_upto: dict[int, int] = {}
 
     def add(self, touched: dict[str, int], records: Iterable[Any]) -> None:
         self.dirty.update(touched)
@@ -149,10 +255,19 @@ class WriteBehind:
         dirty, unacked = self.dirty, self.unacked
         self.dirty, self.unacked = {}, []
         self.last_flush = now
+        upto = self.flushed_upto
+        for message in unacked:
+            if message.offset > upto.get(message.partition, -1):
+                upto[message.partition] = message.offset
         return dirty, unacked
 
-    def forget_partitions(self, partitions: set[int]) -> None:
-        """Drop pending work of partitions this worker no longer owns: the new owner
-        re-reads those records from the last commit, against the last flushed state."""
+    def forget_partitions(self, partitions: set[int]) -> list[str]:
+        """Drop pending work of revoked partitions; returns the accounts it leaves unflushed.
+
+        Those accounts must go back to their last flushed state: their records were not
+        acknowledged, so the partition's next owner reads them again from the last commit.
+        """
+        dropped = [a for a, p in self.dirty.items() if p in partitions]
         self.dirty = {a: p for a, p in self.dirty.items() if p not in partitions}
         self.unacked = [m for m in self.unacked if m.partition not in partitions]
+        return dropped

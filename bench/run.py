@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sinks import MemorySink
 from stream.broker import EmbeddedBroker, create_topics
+from stream.offsets import wait_for_commits
 from stream.process import WorkerProcess
 from stream.produce import TelemetryProducer, topic_layout
 from stream.replay import replay
@@ -98,29 +99,6 @@ async def raw_loop(bootstrap: str, topic: str, expect: int) -> float:
         return n / (time.perf_counter() - started)
     finally:
         await consumer.stop()
-
-
-async def committed_total(settings: Settings) -> int:
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
-    await probe.start()
-    try:
-        tps = [TopicPartition(settings.input_topic, p) for p in range(PARTITIONS)]
-        return sum([(await probe.committed(tp)) or 0 for tp in tps])
-    finally:
-        await probe.stop()
-
-
-async def wait_committed(settings: Settings, expect: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await committed_total(settings) >= expect:
-            return
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"the worker did not commit {expect:,} records within {timeout:.0f} s")
 
 
 async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any]:
@@ -266,7 +244,8 @@ def main() -> int:
         worker = WorkerProcess(base, workdir / "w1")
         worker.start()
         try:
-            asyncio.run(wait_committed(base, records, timeout=1800))
+            if not asyncio.run(wait_for_commits(base, records, timeout=1800)):
+                raise RuntimeError(f"the worker did not commit {records:,} records in time")
             assert worker.proc is not None
             results["peak_rss_mb"] = peak_rss_mb(worker.proc.pid)
         finally:

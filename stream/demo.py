@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.broker import EmbeddedBroker
+from stream.offsets import wait_for_commits
 from stream.process import WorkerProcess
 from stream.produce import TelemetryProducer
 from stream.settings import Settings
@@ -120,28 +121,6 @@ async def _consume_outputs(settings: Settings, board: ScoreBoard, stop: asyncio.
         await consumer.stop()
 
 
-async def _worker_caught_up(settings: Settings, timeout: float) -> bool:
-    """Wait until the worker's committed offsets reach the end of the input topic."""
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
-    await probe.start()
-    try:
-        tps = [TopicPartition(settings.input_topic, p) for p in range(settings.partitions)]
-        ends = await probe.end_offsets(tps)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            committed = [await probe.committed(tp) for tp in tps]
-            if all(c is not None and c >= ends[tp] for c, tp in zip(committed, tps, strict=True)):
-                return True
-            await asyncio.sleep(0.5)
-        return False
-    finally:
-        await probe.stop()
-
-
 async def _stream(settings: Settings, scenario: Scenario, seconds: float) -> ScoreBoard:
     board = ScoreBoard()
     stop = asyncio.Event()
@@ -175,7 +154,7 @@ async def _stream(settings: Settings, scenario: Scenario, seconds: float) -> Sco
         "waiting for the worker to catch up...",
         flush=True,
     )
-    caught_up = await _worker_caught_up(settings, timeout=120)
+    caught_up = await wait_for_commits(settings, producer.records, timeout=120)
     stop.set()
     await watcher
     if not caught_up:

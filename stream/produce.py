@@ -33,7 +33,9 @@ class TelemetryProducer:
             bootstrap_servers=settings.bootstrap_servers, linger_ms=5, max_batch_size=256 * 1024
         )
         self.pending: list[asyncio.Future[Any]] = []
+        #: source records sent, and the Kafka records they made (a tick goes to every partition)
         self.sent = 0
+        self.records = 0
 
     async def __aenter__(self) -> TelemetryProducer:
         await create_topics(self.settings.bootstrap_servers, topic_layout(self.settings))
@@ -52,9 +54,11 @@ class TelemetryProducer:
         if record.get("type") == "tick":
             for partition in range(self.settings.partitions):
                 self.pending.append(await self.producer.send(topic, value, partition=partition))
+            self.records += self.settings.partitions
         else:
             key = str(record.get("account_id", "")).encode()
             self.pending.append(await self.producer.send(topic, value, key=key))
+            self.records += 1
         self.sent += 1
         if len(self.pending) >= 10_000:
             await self.flush()

@@ -27,6 +27,34 @@ _HEADER = struct.Struct("<BiiiH")
 _DENSE, _SPARSE = 0, 1
 _WIDTHS = ((0xFF, "B", 1), (0xFFFF, "H", 2), (0xFFFFFFFF, "I", 4), (2**63 - 1, "q", 8))
 _TYPECODE = {w: code for _, code, w in _WIDTHS}
+#: the state's fields besides its series, in their order in the facts array
+FACT_FIELDS = (
+    "segment",
+    "plan",
+    "seats",
+    "contract_start_day",
+    "renewal_day",
+    "api_driven",
+    "champion_user",
+    "champion_departed",
+    "champion_last_seen_day",
+    "nps",
+    "nps_day",
+    "csat_avg",
+    "csat_count",
+    "email_hours_avg",
+    "email_count",
+    "last_days_late",
+    "last_paid_day",
+    "open_tickets",
+    "escalated_open",
+    "features",
+    "users",
+    "seq",
+    "last_score",
+    "last_zone",
+    "last_signal_scores",
+)
 
 
 class SnapshotError(ValueError):
@@ -49,35 +77,7 @@ def encode_state(state: AccountState) -> bytes:
             parts.append(bytes((_SPARSE, width, len(nonzero))) + bytes(nonzero) + values.tobytes())
         else:
             parts.append(bytes((_DENSE, width)) + array(code, counts).tobytes())
-    facts = orjson.dumps(
-        [
-            state.segment,
-            state.plan,
-            state.seats,
-            state.contract_start_day,
-            state.renewal_day,
-            state.api_driven,
-            state.champion_user,
-            state.champion_departed,
-            state.champion_last_seen_day,
-            state.nps,
-            state.nps_day,
-            state.csat_avg,
-            state.csat_count,
-            state.email_hours_avg,
-            state.email_count,
-            state.last_days_late,
-            state.last_paid_day,
-            state.open_tickets,
-            state.escalated_open,
-            state.features,
-            state.users,
-            state.seq,
-            state.last_score,
-            state.last_zone,
-            state.last_signal_scores,
-        ]
-    )
+    facts = orjson.dumps([getattr(state, name) for name in FACT_FIELDS])
     header = _HEADER.pack(VERSION, state.clock, state.first_day, state.last_event_day, mask)
     return header + b"".join(parts) + facts
 
@@ -122,31 +122,6 @@ def _decode(view: memoryview) -> AccountState:
                 age = (clock - slot) % HORIZON
                 buckets.add(age, clock - age, int(count))
         state.series[index] = buckets
-    (
-        state.segment,
-        state.plan,
-        state.seats,
-        state.contract_start_day,
-        state.renewal_day,
-        state.api_driven,
-        state.champion_user,
-        state.champion_departed,
-        state.champion_last_seen_day,
-        state.nps,
-        state.nps_day,
-        state.csat_avg,
-        state.csat_count,
-        state.email_hours_avg,
-        state.email_count,
-        state.last_days_late,
-        state.last_paid_day,
-        state.open_tickets,
-        state.escalated_open,
-        state.features,
-        state.users,
-        state.seq,
-        state.last_score,
-        state.last_zone,
-        state.last_signal_scores,
-    ) = orjson.loads(bytes(view[pos:]))
+    for name, value in zip(FACT_FIELDS, orjson.loads(bytes(view[pos:])), strict=True):
+        setattr(state, name, value)
     return state

@@ -11,6 +11,7 @@ from scenarios import SILENT, as_lines, canonical, silent_account_stream
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
+from stream.offsets import wait_for_commits
 from stream.process import WorkerProcess
 from stream.produce import produce_records
 from stream.replay import replay
@@ -75,31 +76,9 @@ def _iso_day(day: int) -> str:
     return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
 
 
-async def committed(settings: Settings) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
-    await probe.start()
-    try:
-        tps = [TopicPartition(settings.input_topic, p) for p in range(settings.partitions)]
-        return sum([(await probe.committed(tp)) or 0 for tp in tps])
-    finally:
-        await probe.stop()
-
-
 def wait_committed(settings: Settings, expect: int, worker: WorkerProcess) -> None:
-    import time
-
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if asyncio.run(committed(settings)) >= expect:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not committed in time:\n{worker.log_tail()}")
+    if not asyncio.run(wait_for_commits(settings, expect, timeout=90)):
+        raise AssertionError(f"not committed in time:\n{worker.log_tail()}")
 
 
 def kafka_records(records: list[dict], partitions: int) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 import orjson
-from faust.types import Message
+from faust.types import TP, Message
 
 from stream.intake import BatchTransport
 from stream.settings import Settings, build_engine
@@ -130,19 +130,23 @@ def create_app(settings: Settings) -> HealthApp:
     async def flush() -> None:
         """Write one snapshot per dirty account, then acknowledge the records they cover."""
         dirty, unacked = write_behind.take(time.monotonic())
-        pending = [
-            await send(
-                changelog_topic,
-                account_id.encode(),
-                scorer.snapshot(account_id),
-                partition,
-                None,
-                None,
+        pending = []
+        for account_id, partition in dirty.items():
+            blob = scorer.snapshot(account_id)
+            states.persist(account_id, partition, blob)
+            pending.append(
+                await send(changelog_topic, account_id.encode(), blob, partition, None, None)
             )
-            for account_id, partition in dirty.items()
-        ]
         if pending:
-            await asyncio.gather(*pending)
+            written = await asyncio.gather(*pending)
+            if isinstance(states, RocksAccountStates):
+                # recovery then reads the changelog only past what RocksDB already holds
+                last: dict[int, int] = {}
+                for meta in written:
+                    last[meta.partition] = max(meta.offset, last.get(meta.partition, -1))
+                for partition, offset in last.items():
+                    accounts.data.set_persisted_offset(TP(changelog_topic, partition), offset)
+        states.trim()
         ack = app.consumer.ack
         for message in unacked:
             ack(message)

@@ -31,6 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "web_enabled": True if getattr(args, "web", False) else None,
         "data_dir": getattr(args, "data_dir", None),
         "store": getattr(args, "store", None),
+        "max_cached_accounts": getattr(args, "max_cached_accounts", None),
     }
     return load_settings(getattr(args, "config", None), cli)
 
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, help="HTTP port (default 6066)")
     p.add_argument("--data-dir", help="local state directory")
     p.add_argument("--store", help="table store: memory:// (default) or rocksdb://")
+    p.add_argument(
+        "--max-cached-accounts", type=int, help="with rocksdb://, live states kept in memory"
+    )
     p.add_argument("--loglevel", default="warning", help="log level (default: warning)")
     p.set_defaults(func=cmd_worker)
 

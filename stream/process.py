@@ -48,6 +48,8 @@ class WorkerProcess:
             self.loglevel,
             "--store",
             s.store,
+            "--max-cached-accounts",
+            str(s.max_cached_accounts),
         ]
         if s.profile_path:
             cmd += ["--profile", s.profile_path]

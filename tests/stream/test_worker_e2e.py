@@ -32,6 +32,8 @@ def settings_for(bootstrap: str, store: str = "memory://") -> Settings:
         dead_letter_topic=f"deadletter-{run}",
         partitions=4,
         store=store,
+        # with RocksDB, keep only a few live states so that most reads go to the database
+        max_cached_accounts=3,
     )
 
 

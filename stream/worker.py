@@ -13,7 +13,6 @@ from typing import Any
 from scoring.book import AccountBook, Output
 from scoring.engine import HealthEngine
 from stream.codec import BadEvent, decode_event
-from windows.account import AccountState
 from windows.snapshot import encode_state
 from windows.telemetry import EventType
 
@@ -56,7 +55,11 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
         return self.data[key.encode()]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key.encode(), default)
+        value = self.data.get(key.encode(), default)
+        if isinstance(value, bytes):
+            # a snapshot recovered from the changelog: the state to roll back to
+            self.flushed.setdefault(key, value)
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.data[key.encode()] = value
@@ -218,9 +221,7 @@ class BatchScorer:
         return result
 
     def snapshot(self, account_id: str) -> bytes:
-        state = self.book.states[account_id]
-        assert isinstance(state, AccountState)
-        return encode_state(state)
+        return encode_state(self.book.state(account_id))
 
 
 class WriteBehind:

@@ -109,3 +109,18 @@ def test_bad_records_become_dead_letters_with_reasons() -> None:
         (8, "empty"),
     ]
     assert scorer.counters["dead_letter:not_json"] == 1
+
+
+def test_roll_back_returns_to_the_recovered_or_last_flushed_snapshot() -> None:
+    lines = as_lines(silent_account_stream(accounts=2, days=12))
+    records = as_partitioned_records(lines)
+    half = len(records) // 2
+    first = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    touched = first.process(records[:half]).touched
+    recovered = {a.encode(): first.snapshot(a) for a in touched}
+    # a restarted worker: recovered snapshots, then unflushed work that gets revoked
+    store = StrKeyedBytesStore(dict(recovered), {})
+    second = BatchScorer(engine(), store)
+    second.process(records[half:])
+    store.roll_back(list(touched))
+    assert {a.encode(): second.snapshot(a) for a in touched} == recovered

@@ -303,7 +303,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     results["worker_to_raw"] = results["worker_events_per_s"] / results["raw_events_per_s"]
-    results["replay_to_worker_score_changes_equal"] = (
+    results["worker_and_replay_score_changes_equal"] = (
         results["replay_score_changes"] == results["worker_score_changes"]
     )
     results["replay_to_raw"] = results["replay_events_per_s"] / results["raw_events_per_s"]

@@ -2,16 +2,16 @@
 
 Faust owns the consumer group, partition assignment, the table and its changelog, table
 recovery and offset commits. The input topic's records reach ``handle_batch`` a fetched
-batch at a time (see ``stream.intake``): every event is applied and rescored, then each
-touched account's snapshot is written once to the changelog, score changes go to the
-output topic, records that cannot be applied go to the dead-letter topic, and the batch
-is acknowledged once the broker has acknowledged all of those writes.
+batch at a time (see ``stream.intake``): every event is applied and rescored, score
+changes go to the output topic and records that cannot be applied to the dead-letter
+topic. Account snapshots are written behind (``WriteBehind``): once per account per
+flush, to the changelog and the store, and a batch's records are acknowledged only after
+the flush that covers them, so a commit never runs ahead of the changelog.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -29,8 +29,6 @@ from stream.worker import (
     StrKeyedBytesStore,
     WriteBehind,
 )
-
-log = logging.getLogger("healthstream")
 
 
 class HealthApp(faust.App):
@@ -181,7 +179,6 @@ def create_app(settings: Settings) -> HealthApp:
     app.healthstream_batch_handler = handle_batch  # type: ignore[attr-defined]
     app.healthstream_input_topic = settings.input_topic  # type: ignore[attr-defined]
     app.healthstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
-    app.healthstream_scorer = scorer  # type: ignore[attr-defined]
 
     @app.agent(source, name="score")
     async def subscribe(stream: Any) -> None:

@@ -27,34 +27,10 @@ _HEADER = struct.Struct("<BiiiH")
 _DENSE, _SPARSE = 0, 1
 _WIDTHS = ((0xFF, "B", 1), (0xFFFF, "H", 2), (0xFFFFFFFF, "I", 4), (2**63 - 1, "q", 8))
 _TYPECODE = {w: code for _, code, w in _WIDTHS}
-#: the state's fields besides its series, in their order in the facts array
-FACT_FIELDS = (
-    "segment",
-    "plan",
-    "seats",
-    "contract_start_day",
-    "renewal_day",
-    "api_driven",
-    "champion_user",
-    "champion_departed",
-    "champion_last_seen_day",
-    "nps",
-    "nps_day",
-    "csat_avg",
-    "csat_count",
-    "email_hours_avg",
-    "email_count",
-    "last_days_late",
-    "last_paid_day",
-    "open_tickets",
-    "escalated_open",
-    "features",
-    "users",
-    "seq",
-    "last_score",
-    "last_zone",
-    "last_signal_scores",
-)
+#: in the header, or derived (never stored)
+_NOT_FACTS = ("clock", "first_day", "last_event_day", "series", "signal_cache", "cache_clock")
+#: the state's other fields, in their order in the facts array
+FACT_FIELDS = tuple(name for name in AccountState.__slots__ if name not in _NOT_FACTS)
 
 
 class SnapshotError(ValueError):

@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,30 +79,11 @@ async def produce(settings: Settings, lines: list[bytes]) -> int:
     return len(lines) + ticks * (PARTITIONS - 1)
 
 
-async def raw_loop(bootstrap: str, topic: str, expect: int) -> float:
-    """The limit: consume every record of ``topic`` and decode it with orjson."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, max_partition_fetch_bytes=4 * 1024 * 1024
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        n = 0
-        started = time.perf_counter()
-        while n < expect:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            for records in batches.values():
-                for record in records:
-                    orjson.loads(record.value)
-                n += sum(len(r) for r in batches.values())
-        return n / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
-async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+@asynccontextmanager
+async def reading_from_start(
+    bootstrap: str, topic: str, partitions: int
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A group-less consumer assigned to every partition of ``topic``, at the beginning."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, max_partition_fetch_bytes=4 * 1024 * 1024
     )
@@ -110,6 +92,27 @@ async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        yield consumer, tps
+    finally:
+        await consumer.stop()
+
+
+async def raw_loop(bootstrap: str, topic: str, expect: int) -> float:
+    """The limit: consume every record of ``topic`` and decode it with orjson."""
+    async with reading_from_start(bootstrap, topic, PARTITIONS) as (consumer, _):
+        n = 0
+        started = time.perf_counter()
+        while n < expect:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    orjson.loads(record.value)
+                n += len(records)
+        return n / (time.perf_counter() - started)
+
+
+async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    async with reading_from_start(bootstrap, topic, partitions) as (consumer, tps):
         ends = await consumer.end_offsets(tps)
         out: list[Any] = []
         idle = 0
@@ -122,8 +125,6 @@ async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any
             for records in batches.values():
                 out.extend(records)
         return out
-    finally:
-        await consumer.stop()
 
 
 def peak_rss_mb(pid: int) -> float:

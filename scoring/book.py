@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from scoring.engine import HealthEngine
-from windows.account import NO_DAY, AccountState
+from scoring.engine import HealthEngine, Output
+from windows.account import AccountState
 from windows.snapshot import decode_state
-from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
+from windows.telemetry import EventType, TelemetryEvent
 
-Output = dict[str, Any]
+__all__ = ["AccountBook", "Output"]
 
 
 class AccountBook:
@@ -34,8 +34,10 @@ class AccountBook:
         self.states[account_id] = state
         return state
 
-    def apply(self, event: TelemetryEvent) -> Output | None:
-        """Apply an account's event; a tick must go through ``tick`` instead."""
+    def apply(self, event: TelemetryEvent) -> list[Output]:
+        """Apply an account's event; raises ``EventTooOld`` for one beyond the windows.
+
+        A tick must go through ``tick`` instead."""
         if event.type is EventType.TICK:
             raise ValueError("ticks advance many accounts: use AccountBook.tick")
         return self.engine.on_event(event.account_id, self.state(event.account_id), event)
@@ -45,17 +47,16 @@ class AccountBook:
     ) -> tuple[list[tuple[str, Output]], list[str]]:
         """Advance the given accounts to ``ts_ms``.
 
-        Returns the score changes it caused and the accounts whose clock moved.
+        Returns what it caused to be emitted and the accounts whose state it changed.
         """
-        day = ts_ms // MS_PER_DAY
+        engine = self.engine
         outputs = []
         advanced = []
         for account_id in account_ids:
             state = self.state(account_id)
-            if state.clock >= day or state.clock == NO_DAY:
+            if not engine.tick_due(state, ts_ms):
                 continue
             advanced.append(account_id)
-            out = self.engine.on_tick(account_id, state, ts_ms)
-            if out is not None:
+            for out in engine.on_tick(account_id, state, ts_ms):
                 outputs.append((account_id, out))
         return outputs, advanced

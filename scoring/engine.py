@@ -1,4 +1,16 @@
-"""Fold events into account state, rescore, and decide when a score change is worth emitting."""
+"""Fold events into account state, score, detect, override, alert: decide what to emit.
+
+Every event and tick is scored. What comes out, each with the account's next ``seq``:
+
+- ``score_changed`` for an account's first score, and then when the score moved by at
+  least ``min_step``, the zone changed, or the set of detector findings or overrides
+  changed; it says which categories and signals moved it, which detectors fired with
+  their evidence and which overrides apply;
+- ``override_applied`` / ``override_cleared`` when an override starts or stops;
+- ``alert`` for a fast score drop, entering critical, and the onsets the profile lists.
+
+Every output carries the recommended action and the zone's playbook.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +19,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from scoring.alerts import Alert, AlertRules
+from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding
 from scoring.model import NO_SCORE, Scorecard
-from scoring.profile import Profile
+from scoring.overrides import AppliedOverride, OverrideRules
+from scoring.profile import Profile, Weighting
 from scoring.signals import SIGNALS
-from windows.account import AccountState
+from windows.account import NO_DAY, AccountState, Series
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
-OUTPUT_SCHEMA = 1
+OUTPUT_SCHEMA = 2
+Output = dict[str, Any]
+_NO_OUTPUTS: list[Output] = []
+
+
+class EventTooOld(ValueError):
+    """An event older than the longest window (90 days) before the account's clock."""
 
 
 def _iso(ts_ms: int) -> str:
@@ -33,90 +54,302 @@ class ScoringConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True, slots=True)
+class Card:
+    """How one account is scored: its segment's weighting, login gating, onboarding."""
+
+    scorecard: Scorecard
+    segment: str | None
+    onboarding: bool
+    gated: bool
+
+
 class HealthEngine:
     """The pure per-account pipeline shared by the worker and ``healthstream replay``."""
 
     def __init__(self, config: ScoringConfig) -> None:
         self.config = config
-        self.profile = config.profile
-        self.scorecard = Scorecard(config.profile)
+        self.profile = profile = config.profile
+        self.scorecard = Scorecard(profile)
         self.version = config.version
-        self._names = self.profile.signal_names
-        self._params = [s.params for c in self.profile.categories for s in c.signals]
-        self._categories = [c.name for c in self.profile.categories for _ in c.signals]
+        self.detectors = DetectorSet(profile.detectors)
+        self.overrides = OverrideRules(
+            profile.overrides, profile.healthy_from, profile.at_risk_from
+        )
+        self.alerts = AlertRules(profile.alerts, profile.at_risk_from)
+        self._cards: dict[tuple[str | None, bool, bool], Card] = {}
+        self._playbooks = {
+            zone: {"zone": zone, **playbook} for zone, playbook in profile.playbooks.items()
+        }
 
-    def on_event(
-        self, account_id: str, state: AccountState, event: TelemetryEvent
-    ) -> dict[str, Any] | None:
-        """Apply one event and return a ``score_changed`` output event, if the score moved."""
+    # -- what an account is scored with ------------------------------------------------------
+
+    def card_for(self, state: AccountState) -> Card:
+        """The account's card; chosen again when its facts change or a day passes."""
+        card = state.card
+        if card is not None and state.card_clock == state.clock:
+            return card  # type: ignore[no-any-return]
+        profile = self.profile
+        onboarding = state.onboarding_days < profile.onboarding.days
+        segment = profile.segment_for(state.segment, state.plan, state.seats)
+        gated = self._api_driven(state)
+        key = (segment.name if segment else None, onboarding, gated)
+        found = self._cards.get(key)
+        if found is None:
+            weighting: Weighting = profile if segment is None else segment.weighting
+            if onboarding and profile.onboarding.weighting is not None:
+                weighting = profile.onboarding.weighting
+            scorecard = Scorecard(weighting, profile.login_gating if gated else None)
+            mark = onboarding and profile.onboarding.mode == "mark"
+            found = self._cards[key] = Card(scorecard, key[0], mark, gated)
+        if found is not card:
+            state.signal_cache = None
+        state.card = found
+        state.card_clock = state.clock
+        return found
+
+    def _api_driven(self, state: AccountState) -> bool:
+        gating = self.profile.login_gating
+        if gating.mode == "off":
+            return False
+        if state.api_driven:
+            return True
+        return (
+            gating.auto
+            and state.total(Series.API_CALLS, 30) >= gating.min_api_calls_30d
+            and state.active_days(Series.LOGINS, 30) <= gating.max_login_days_30d
+        )
+
+    # -- events and ticks ---------------------------------------------------------------------
+
+    def on_event(self, account_id: str, state: AccountState, event: TelemetryEvent) -> list[Output]:
+        """Apply one event and return what it causes to be emitted (often nothing)."""
         if not state.apply(event):
-            return None
-        return self.rescore(account_id, state, event.ts_ms, event.type)
+            raise EventTooOld(
+                f"event of {_iso(event.ts_ms)[:10]} is more than 90 days before the "
+                f"account's clock {_iso(state.clock * MS_PER_DAY)[:10]}"
+            )
+        return self.evaluate(account_id, state, event.ts_ms, event.type, event.ts_ms // MS_PER_DAY)
 
-    def on_tick(self, account_id: str, state: AccountState, ts_ms: int) -> dict[str, Any] | None:
-        """Advance a (possibly silent) account's clock; rescore when its day changed."""
-        if not state.advance_to(ts_ms // MS_PER_DAY):
-            return None
-        return self.rescore(account_id, state, ts_ms)
+    def tick_due(self, state: AccountState, ts_ms: int) -> bool:
+        """Whether a tick at ``ts_ms`` changes the account: a new day, or an expiring override."""
+        if state.clock == NO_DAY:
+            return False
+        if ts_ms // MS_PER_DAY > state.clock:
+            return True
+        manual = state.manual_override
+        return manual is not None and ts_ms >= self.overrides.manual_expiry(manual)
 
-    def rescore(
+    def on_tick(self, account_id: str, state: AccountState, ts_ms: int) -> list[Output]:
+        """Advance a (possibly silent) account's clock and re-evaluate it."""
+        if not self.tick_due(state, ts_ms):
+            return _NO_OUTPUTS
+        state.advance_to(ts_ms // MS_PER_DAY)
+        if ts_ms > state.now_ms:
+            state.now_ms = ts_ms
+        return self.evaluate(account_id, state, ts_ms)
+
+    def evaluate(
         self,
         account_id: str,
         state: AccountState,
         ts_ms: int,
         changed_by: EventType | None = None,
-    ) -> dict[str, Any] | None:
-        score = self.scorecard.score(state, changed_by)
-        zone = self.profile.zone(score)
+        event_day: int = NO_DAY,
+    ) -> list[Output]:
+        ended_by: dict[str, str] = {}
+        manual = state.manual_override
+        if manual is not None and self.overrides.manual_expired(state):
+            state.manual_override = None
+            ended_by["manual"] = "expired"
+        elif manual is None and "manual" in state.active_overrides:
+            ended_by["manual"] = "cleared by a manual_override clear event"
+        card = self.card_for(state)
+        scorecard = card.scorecard
+        points = scorecard.points(state, changed_by)
+        computed = round(scorecard.composite(points)[0])
+        findings = self.detectors.evaluate(state, changed_by, event_day)
+        score, applied = self.overrides.apply(
+            state, computed, findings, card.onboarding, self.profile.detectors.cap_score
+        )
+        zone = "onboarding" if card.onboarding else scorecard.profile.zone(score)
         previous = state.last_score
+        names = [o.name for o in applied]
+        keys = [f.key for f in findings]
         if (
             previous != NO_SCORE
             and abs(score - previous) < self.config.min_step
             and zone == state.last_zone
+            and names == state.active_overrides
+            and keys == state.active_findings
         ):
-            return None
-        assert state.signal_cache is not None  # just filled by score()
-        a = self.scorecard.breakdown(state.signal_cache)
-        moved = self._moved_signals(state, a.signal_scores)
+            # nothing to say, but alerts still watch the score (a slow slide adds up)
+            alerts = self.alerts.check(state, score, zone, (), ())
+            if not alerts:
+                return _NO_OUTPUTS
+            base = self._base(account_id, state, score, zone, ts_ms, findings, applied)
+            return [self._alert(base, state, alert) for alert in alerts]
+        return self._emit(
+            account_id, state, ts_ms, card, computed, score, zone, findings, applied, ended_by
+        )
+
+    # -- outputs ------------------------------------------------------------------------------
+
+    def _emit(
+        self,
+        account_id: str,
+        state: AccountState,
+        ts_ms: int,
+        card: Card,
+        computed: int,
+        score: int,
+        zone: str,
+        findings: list[Finding],
+        applied: list[AppliedOverride],
+        ended_by: dict[str, str],
+    ) -> list[Output]:
+        outputs: list[Output] = []
+        base = self._base(account_id, state, score, zone, ts_ms, findings, applied)
+        before_overrides = state.active_overrides
+        before_findings = set(state.active_findings)
+        names = [o.name for o in applied]
+        keys = [f.key for f in findings]
+        scorecard = card.scorecard
+        assert state.signal_cache is not None  # filled by points()
+        assessment = scorecard.breakdown(state.signal_cache)
+        previous = state.last_score
+        detector_outputs = [f.as_output(self.profile.detectors.action(f)) for f in findings]
+        if (
+            previous == NO_SCORE
+            or abs(score - previous) >= self.config.min_step
+            or zone != state.last_zone
+            or names != before_overrides
+            or keys != state.active_findings
+        ):
+            state.seq += 1
+            outputs.append(
+                {
+                    "kind": "score_changed",
+                    **base,
+                    "seq": state.seq,
+                    "previous_score": None if previous == NO_SCORE else previous,
+                    "previous_zone": state.last_zone or None,
+                    "computed_score": computed,
+                    "categories": assessment.category_scores,
+                    "signals": self._moved_signals(state, scorecard, assessment.signal_scores),
+                    "detectors": detector_outputs,
+                    "overrides": [o.as_output() for o in applied],
+                    "segment": card.segment,
+                    "login_gated": card.gated,
+                }
+            )
+            state.last_score = score
+            state.last_zone = zone
+            state.last_signal_scores = assessment.signal_scores
+        new_overrides = [o for o in applied if o.name not in before_overrides]
+        for override in new_overrides:
+            state.seq += 1
+            outputs.append(
+                {"kind": "override_applied", **base, "seq": state.seq, **override.as_output()}
+            )
+        for name in before_overrides:
+            if name not in names:
+                state.seq += 1
+                outputs.append(
+                    {
+                        "kind": "override_cleared",
+                        **base,
+                        "seq": state.seq,
+                        "override": name,
+                        "reason": ended_by.get(name, "its condition no longer holds"),
+                    }
+                )
+        state.active_overrides = names
+        state.active_findings = keys
+        onsets = [
+            (f, self.profile.detectors.action(f)) for f in findings if f.key not in before_findings
+        ]
+        for alert in self.alerts.check(state, score, zone, onsets, new_overrides):
+            outputs.append(self._alert(base, state, alert))
+        return outputs
+
+    def _alert(self, base: Output, state: AccountState, alert: Alert) -> Output:
         state.seq += 1
-        out: dict[str, Any] = {
-            "kind": "score_changed",
-            "account_id": account_id,
+        return {
+            "kind": "alert",
+            **base,
             "seq": state.seq,
+            "alert": alert.alert,
+            "severity": alert.severity,
+            "evidence": alert.evidence,
+            "action": alert.action,
+        }
+
+    def _base(
+        self,
+        account_id: str,
+        state: AccountState,
+        score: int,
+        zone: str,
+        ts_ms: int,
+        findings: list[Finding],
+        applied: list[AppliedOverride],
+    ) -> Output:
+        return {
+            "account_id": account_id,
             "score": score,
-            "previous_score": None if previous == NO_SCORE else previous,
             "zone": zone,
-            "previous_zone": state.last_zone or None,
-            "categories": a.category_scores,
-            "signals": moved,
+            "recommended_action": self._recommended(zone, findings, applied),
+            "playbook": self._playbooks.get(zone),
             "event_time": _iso(ts_ms),
             "as_of": _iso(state.clock * MS_PER_DAY)[:10],
             "config_version": self.version,
         }
-        state.last_score = score
-        state.last_zone = zone
-        state.last_signal_scores = a.signal_scores
-        return out
 
-    def _moved_signals(self, state: AccountState, scores: list[int]) -> list[dict[str, Any]]:
+    def _recommended(
+        self, zone: str, findings: list[Finding], applied: list[AppliedOverride]
+    ) -> str:
+        """The action of the most severe override or finding; else the zone's first play."""
+        best: tuple[int, str] | None = None
+        for o in applied:
+            if o.name == "detector_cap":
+                continue  # it mirrors a finding, whose own action is the one to take
+            rank = SEVERITY_RANK.get(o.severity, 0)
+            if best is None or rank > best[0]:
+                best = (rank, o.action)
+        for f in findings:
+            rank = SEVERITY_RANK[f.severity]
+            if best is None or rank > best[0]:
+                best = (rank, self.profile.detectors.action(f))
+        if best is not None:
+            return best[1]
+        playbook = self.profile.playbooks.get(zone)
+        return str(playbook["actions"][0]) if playbook else ""
+
+    def _moved_signals(
+        self, state: AccountState, scorecard: Scorecard, scores: list[int]
+    ) -> list[dict[str, Any]]:
         """The signals whose points changed since the last emission, largest impact first."""
-        before = state.last_signal_scores or [NO_SCORE] * len(scores)
-        weights = self.scorecard.effective_weights(scores)
+        before = state.last_signal_scores
+        if len(before) != len(scores):
+            before = [NO_SCORE] * len(scores)
+        weights = scorecard.effective_weights(scores)
+        names = scorecard.profile.signal_names
+        categories = [c.name for c in scorecard.profile.categories for _ in c.signals]
         moved: list[dict[str, Any]] = []
         for i, (now, then) in enumerate(zip(scores, before, strict=True)):
             if now == then:
                 continue
             delta = (0 if now == NO_SCORE else now) - (0 if then == NO_SCORE else then)
-            name = self._names[i]
             moved.append(
                 {
-                    "signal": name,
-                    "category": self._categories[i],
+                    "signal": names[i],
+                    "category": categories[i],
                     "score": None if now == NO_SCORE else now,
                     "previous": None if then == NO_SCORE else then,
                     "delta": delta,
                     "impact": round(delta * weights[i], 1),
-                    "evidence": SIGNALS[name].evidence(state, self._params[i]),
+                    "evidence": SIGNALS[scorecard.kinds[i]].evidence(state, scorecard.params[i]),
                 }
             )
         moved.sort(key=lambda m: (-abs(float(m["impact"])), str(m["signal"])))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scoring.profile import Profile
+from scoring.profile import LoginGating, Profile, Weighting
 from scoring.signals import SIGNALS
 from windows.account import AccountState
 from windows.telemetry import EventType
@@ -35,12 +35,18 @@ class Scorecard:
     same points, so a state restored from a snapshot scores the same.
     """
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Weighting, gating: LoginGating | None = None) -> None:
+        """``gating``, for an API-driven account, leaves out or down-weights login signals."""
         self.profile = profile
         signals = [(c, s) for c in profile.categories for s in c.signals]
-        self.scorers = [SIGNALS[s.name].score for _, s in signals]
+        self.kinds = [s.kind or s.name for _, s in signals]
+        self.scorers = [SIGNALS[kind].score for kind in self.kinds]
         self.params = [s.params for _, s in signals]
-        self.weights = [s.weight for _, s in signals]
+        factor = 1.0
+        if gating is not None and gating.mode != "off":
+            factor = 0.0 if gating.mode == "exclude" else gating.factor
+        gated = set(gating.signals) if gating is not None else set()
+        self.weights = [s.weight * (factor if s.name in gated else 1.0) for _, s in signals]
         self.categories = [
             (c.name, c.weight, range(start, start + len(c.signals)))
             for c, start in zip(
@@ -51,7 +57,7 @@ class Scorecard:
         ]
         affected: dict[EventType, list[int]] = {}
         for i, (_, s) in enumerate(signals):
-            for etype in SIGNALS[s.name].inputs_for(s.params):
+            for etype in SIGNALS[s.kind or s.name].inputs_for(s.params):
                 affected.setdefault(etype, []).append(i)
         self.affected = {t: tuple(ix) for t, ix in affected.items()}
 
@@ -83,6 +89,9 @@ class Scorecard:
             if weight == 0.0:
                 category_scores[name] = None
                 continue
+            if category_weight == 0.0:
+                category_scores[name] = acc / weight
+                continue
             category_score = acc / weight
             category_scores[name] = category_score
             total += category_weight * category_score
@@ -113,7 +122,7 @@ class Scorecard:
         outer = 0.0
         for _, category_weight, members in self.categories:
             inner = sum(self.weights[i] for i in members if signal_scores[i] != NO_SCORE)
-            if not inner:
+            if not inner or not category_weight:
                 continue
             outer += category_weight
             for i in members:

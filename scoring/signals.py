@@ -51,6 +51,8 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     Comparisons are made as ``100·last`` against ``(100 + pct)·prior`` so that integer
     sums fall exactly on band edges (10% growth on 100 is 110, not 110.00000000000001).
     """
+    if state.total(SERIES_BY_NAME[p["series"]], 90) == 0:
+        return None  # never used (or not in 90 days): no data, rather than a collapse
     last, prior = _usage_windows(state, p)
     if last == 0:
         return float(p["zero_points"])
@@ -209,6 +211,126 @@ def renewal_proximity_evidence(state: AccountState, p: Params) -> dict[str, Any]
     return {"days_to_renewal": state.renewal_day - state.clock}
 
 
+# -- integrations and relationship --------------------------------------------------------
+
+
+def api_usage(state: AccountState, p: Params) -> float | None:
+    """API calls in 30 days against what the account's segment is expected to make."""
+    if state.total(Series.API_CALLS, 90) == 0:
+        return None
+    calls = state.total(Series.API_CALLS, 30)
+    return (
+        min(100.0, 100.0 * calls / p["expected_calls_30d"])
+        if p["expected_calls_30d"] > 0
+        else 100.0
+    )
+
+
+def api_usage_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {
+        "api_calls_30d": state.total(Series.API_CALLS, 30),
+        "expected_calls_30d": p["expected_calls_30d"],
+    }
+
+
+def _error_pct(state: AccountState) -> float | None:
+    calls = state.total(Series.API_CALLS, 30)
+    if calls == 0:
+        return None
+    return 100.0 * state.total(Series.API_ERRORS, 30) / calls
+
+
+def api_error_rate(state: AccountState, p: Params) -> float | None:
+    pct = _error_pct(state)
+    if pct is None:
+        return None
+    for max_pct, points in p["bands"]:
+        if pct <= max_pct:
+            return float(points)
+    return float(p["worst_points"])
+
+
+def api_error_rate_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    pct = _error_pct(state)
+    return {
+        "api_calls_30d": state.total(Series.API_CALLS, 30),
+        "api_errors_30d": state.total(Series.API_ERRORS, 30),
+        "error_pct": None if pct is None else round(pct, 2),
+    }
+
+
+def _active_users(state: AccountState, days: int) -> int:
+    since = state.clock - days + 1
+    return sum(1 for day in state.users.values() if day >= since)
+
+
+def single_user_dependency(state: AccountState, p: Params) -> float | None:
+    """How many people use the product: one user is a single point of failure."""
+    users = _active_users(state, 30)
+    if users == 0:
+        return None
+    return _banded(users, p["bands"], p["floor_points"])
+
+
+def single_user_dependency_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {"active_users_30d": _active_users(state, 30)}
+
+
+def champion_engagement(state: AccountState, p: Params) -> float | None:
+    if state.champion_departed:
+        return float(p["departed_points"])
+    if state.champion_user is None:
+        return None
+    silent = state.clock - state.champion_last_seen_day
+    for max_days, points in p["bands"]:
+        if silent <= max_days:
+            return float(points)
+    return float(p["silent_points"])
+
+
+def champion_engagement_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {
+        "champion": state.champion_user,
+        "departed": state.champion_departed,
+        "days_since_champion_seen": None
+        if state.champion_user is None
+        else state.clock - state.champion_last_seen_day,
+    }
+
+
+def nps(state: AccountState, p: Params) -> float | None:
+    """The latest NPS answer (0-10) on a 0-100 scale, while it is recent enough to count."""
+    if state.nps < 0 or state.clock - state.nps_day > p["max_age_days"]:
+        return None
+    return 10.0 * state.nps
+
+
+def nps_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    return {
+        "nps": None if state.nps < 0 else state.nps,
+        "days_since_answer": state.clock - state.nps_day,
+    }
+
+
+def ticket_volume_trend(state: AccountState, p: Params) -> float | None:
+    """Support tickets opened in the last 30 days against the 30 before."""
+    last = state.total(Series.SUPPORT_OPENED, 30)
+    prior = state.total(Series.SUPPORT_OPENED, 60) - last
+    if last == 0:
+        return float(p["decreasing_points"])
+    if 100 * last < (100 - p["stable_pct"]) * prior:
+        return float(p["decreasing_points"])
+    if 100 * last <= (100 + p["stable_pct"]) * prior:
+        high = last > p["high_volume_30d"]
+        return float(p["stable_high_points"] if high else p["stable_low_points"])
+    return float(p["increasing_points"])
+
+
+def ticket_volume_trend_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    last = state.total(Series.SUPPORT_OPENED, 30)
+    return {"tickets_30d": last, "tickets_prior_30d": state.total(Series.SUPPORT_OPENED, 60) - last}
+
+
 @dataclass(frozen=True)
 class SignalDefinition:
     """A scorer, its evidence, and the parameters a profile may tune (with defaults)."""
@@ -289,6 +411,47 @@ SIGNALS: dict[str, SignalDefinition] = {
         payment_timeliness_evidence,
         {"bands": [[0, 100], [14, 60], [30, 30]], "very_late_points": 0, "failed_points": 0},
         frozenset({E.INVOICE_PAID, E.PAYMENT_FAILED}),
+    ),
+    "api_usage": SignalDefinition(
+        api_usage,
+        api_usage_evidence,
+        {"expected_calls_30d": 500},
+        frozenset({E.API_CALLS}),
+    ),
+    "api_error_rate": SignalDefinition(
+        api_error_rate,
+        api_error_rate_evidence,
+        # share of failed calls in 30 days, percent: at most 1 / 5 / 10, else worst_points
+        {"bands": [[1, 100], [5, 70], [10, 40]], "worst_points": 10},
+        frozenset({E.API_CALLS}),
+    ),
+    "single_user_dependency": SignalDefinition(
+        single_user_dependency,
+        single_user_dependency_evidence,
+        # people active in 30 days: 3 or more / 2 / 1
+        {"bands": [[3, 100], [2, 60]], "floor_points": 20},
+        frozenset(E),
+    ),
+    "champion_engagement": SignalDefinition(
+        champion_engagement,
+        champion_engagement_evidence,
+        # days since the champion was last active: up to 14 / up to 30 / longer; departed
+        {"bands": [[14, 100], [30, 60]], "silent_points": 20, "departed_points": 0},
+        frozenset(E),
+    ),
+    "nps": SignalDefinition(nps, nps_evidence, {"max_age_days": 180}, frozenset({E.NPS_RESPONSE})),
+    "ticket_volume_trend": SignalDefinition(
+        ticket_volume_trend,
+        ticket_volume_trend_evidence,
+        {
+            "stable_pct": 10,
+            "high_volume_30d": 5,
+            "decreasing_points": 100,
+            "stable_low_points": 80,
+            "stable_high_points": 40,
+            "increasing_points": 10,
+        },
+        frozenset({E.SUPPORT_TICKET_OPENED}),
     ),
     "renewal_proximity": SignalDefinition(
         renewal_proximity,

@@ -21,7 +21,7 @@ from stream.settings import Settings
 from stream.synthetic import Scenario, generate, trajectory_of
 
 SPARK = "▁▂▃▄▅▆▇█"
-ZONE_ORDER = ("critical", "at_risk", "healthy")
+ZONE_ORDER = ("critical", "at_risk", "healthy", "onboarding")
 
 
 @dataclass
@@ -31,8 +31,19 @@ class ScoreBoard:
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     received: int = 0
+    #: alerts and override starts by name, e.g. "alert regime_change"
+    notices: Counter[str] = field(default_factory=Counter)
 
     def add(self, out: dict[str, Any]) -> None:
+        kind = out["kind"]
+        if kind == "alert":
+            self.notices[f"alert {out['alert']}"] += 1
+            return
+        if kind == "override_applied":
+            self.notices[f"override {out['override']}"] += 1
+            return
+        if kind != "score_changed":
+            return
         self.received += 1
         account = out["account_id"]
         self.latest[account] = out
@@ -50,9 +61,17 @@ def sparkline(scores: list[int], width: int = 16) -> str:
 
 
 def _describe_change(out: dict[str, Any]) -> str:
-    moved = out.get("signals") or []
-    parts = [f"{m['signal']} {m['delta']:+d}" for m in moved[:2]]
-    return ", ".join(parts) if parts else "first score"
+    """Why the score is what it is: overrides and findings first, then the signals that moved."""
+    parts = [o["override"] for o in out.get("overrides", []) if o["override"] != "detector_cap"]
+    parts += [
+        f"{f['detector']}({f['series']})" if f["series"] else f["detector"]
+        for f in out.get("detectors", [])
+        if f["severity"] != "monitor"
+    ]
+    if not parts:
+        moved = out.get("signals") or []
+        parts = [f"{m['signal']} {m['delta']:+d}" for m in moved[:2]]
+    return ", ".join(parts[:3]) if parts else "first score"
 
 
 def render_report(board: ScoreBoard, scenario: Scenario, per_zone: int = 6) -> str:
@@ -65,7 +84,7 @@ def render_report(board: ScoreBoard, scenario: Scenario, per_zone: int = 6) -> s
         lines.append(f"  {zone:<9} {zones.get(zone, 0):>5}")
     header = (
         f"  {'account':<12} {'score':>5} {'prev':>5}  {'trend':<16}  {'behaviour':<13} "
-        f"{'as of':<10}  last change"
+        f"{'as of':<10}  why"
     )
     for zone in ZONE_ORDER:
         members = [o for o in board.latest.values() if o["zone"] == zone]
@@ -87,6 +106,11 @@ def render_report(board: ScoreBoard, scenario: Scenario, per_zone: int = 6) -> s
     behaviour_by_zone: dict[str, Counter[str]] = defaultdict(Counter)
     for out in board.latest.values():
         behaviour_by_zone[trajectory_of(scenario, out["account_id"]).value][out["zone"]] += 1
+    if board.notices:
+        lines.append("")
+        lines.append("Alerts and overrides emitted:")
+        for notice, count in sorted(board.notices.items()):
+            lines.append(f"  {notice:<32} {count:>6}")
     lines.append("")
     lines.append("Final zone by simulated behaviour:")
     lines.append(f"  {'behaviour':<14}" + "".join(f"{z:>10}" for z in ZONE_ORDER))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from scoring.book import AccountBook
-from scoring.engine import HealthEngine
+from scoring.engine import EventTooOld, HealthEngine
 from sinks.base import Sink
 from stream.codec import BadEvent, decode_event
 from windows.telemetry import EventType
@@ -49,9 +49,15 @@ def replay(
             for account_id, out in outputs:
                 sink.deliver(account_id, out)
         else:
+            try:
+                outputs = book.apply(event)
+            except EventTooOld as exc:
+                stats.rejected["too_old"] += 1
+                if on_reject is not None:
+                    on_reject(lineno, BadEvent("too_old", str(exc)))
+                continue
             stats.events += 1
-            out = book.apply(event)
-            if out is not None:
+            for out in outputs:
                 sink.deliver(event.account_id, out)
         if on_progress is not None and stats.records % 4096 == 0:
             on_progress(stats.records)

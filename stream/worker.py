@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scoring.book import AccountBook, Output
-from scoring.engine import HealthEngine
+from scoring.engine import EventTooOld, HealthEngine
 from stream.codec import BadEvent, decode_event
 from windows.snapshot import encode_state
 from windows.telemetry import EventType
@@ -211,12 +211,17 @@ class BatchScorer:
                 result.outputs.extend((a, o, record) for a, o in outputs)
                 self.counters["ticks"] += 1
                 continue
-            out = book.apply(event)
+            try:
+                outputs = book.apply(event)
+            except EventTooOld as exc:
+                result.dead_letters.append(DeadLetter(record, "too_old", str(exc)))
+                self.counters["dead_letter:too_old"] += 1
+                continue
             if event.account_id not in touched:
                 touched[event.account_id] = record.partition
                 self.states.note_partition(event.account_id, record.partition)
             self.counters[f"events:{event.type.value}"] += 1
-            if out is not None:
+            for out in outputs:
                 result.outputs.append((event.account_id, out, record))
         return result
 

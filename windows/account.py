@@ -86,6 +86,18 @@ def _bounded_put(table: dict[str, int], key: str, day: int, limit: int) -> None:
         del table[stalest]
 
 
+#: caches recomputed from the rest of the state: never stored in a snapshot
+DERIVED_SLOTS = (
+    "signal_cache",
+    "cache_clock",
+    "card",
+    "card_clock",
+    "daily_cache",
+    "daily_clock",
+    "finding_cache",
+)
+
+
 class AccountState:
     """Everything the model knows about one account, advanced by events and ticks.
 
@@ -119,12 +131,18 @@ class AccountState:
         "escalated_open",
         "features",
         "users",
+        "now_ms",
+        "manual_override",
         "seq",
         "last_score",
         "last_zone",
         "last_signal_scores",
-        "signal_cache",
-        "cache_clock",
+        "active_overrides",
+        "active_findings",
+        "peak_score",
+        "peak_day",
+        "critical_armed",
+        *DERIVED_SLOTS,
     )
 
     def __init__(self) -> None:
@@ -153,14 +171,35 @@ class AccountState:
         self.escalated_open: list[str] = []
         self.features: dict[str, int] = {}
         self.users: dict[str, int] = {}
+        #: the latest event or tick time seen, in ms: what a manual override expires against
+        self.now_ms = 0
+        #: a CSM's governed override in force: score, reason, author, override_id, set_ms,
+        #: expires_ms (see ``apply``); None when there is none
+        self.manual_override: dict[str, Any] | None = None
         # memory of the last emitted score, so emission decisions survive a restart
         self.seq = 0
         self.last_score = -1
         self.last_zone = ""
         self.last_signal_scores: list[int] = []
-        # derived, never stored: signal points as of ``cache_clock`` (see scoring.model)
+        #: names of the overrides in force at the last evaluation, and the keys of the
+        #: detector findings then active: their changes are what gets emitted
+        self.active_overrides: list[str] = []
+        self.active_findings: list[str] = []
+        #: the highest score since ``peak_day``, for the score-drop alert
+        self.peak_score = -1
+        self.peak_day = NO_DAY
+        #: whether entering the critical zone will alert (re-armed above a hysteresis band)
+        self.critical_armed = True
+        # derived, never stored: signal points as of ``cache_clock`` (see scoring.model),
+        # the scorecard chosen for the account, and per-series daily counts and findings
+        # as of ``daily_clock`` (see scoring.detectors)
         self.signal_cache: list[float | None] | None = None
         self.cache_clock = NO_DAY
+        self.card: Any = None
+        self.card_clock = NO_DAY
+        self.daily_cache: dict[int, list[int]] = {}
+        self.daily_clock = NO_DAY
+        self.finding_cache: dict[int, list[Any]] = {}
 
     # -- time ---------------------------------------------------------------------------
 
@@ -209,6 +248,8 @@ class AccountState:
             if series is not None:
                 self._count(series, age, day, 1)
             self._apply_fact(event, day)
+        if event.ts_ms > self.now_ms:
+            self.now_ms = event.ts_ms
         user = event.user_id
         if user is not None:
             _bounded_put(self.users, user, day, MAX_USERS)
@@ -265,6 +306,26 @@ class AccountState:
                 self.champion_last_seen_day = day
         elif etype is EventType.ACCOUNT_FACTS:
             self._apply_account_facts(attrs)
+            self.card = None
+        elif etype is EventType.MANUAL_OVERRIDE:
+            self._apply_manual_override(event)
+
+    def _apply_manual_override(self, event: TelemetryEvent) -> None:
+        attrs = event.attrs
+        if attrs.get("action", "set") == "clear":
+            wanted = attrs.get("override_id")
+            current = self.manual_override
+            if current is not None and (wanted is None or wanted == current.get("override_id")):
+                self.manual_override = None
+            return
+        self.manual_override = {
+            "score": int(round(float(attrs["score"]))),
+            "reason": str(attrs["reason"]),
+            "author": attrs.get("author") or event.user_id,
+            "override_id": attrs.get("override_id") or event.event_id,
+            "set_ms": event.ts_ms,
+            "expires_ms": int(attrs["expires_at_ms"]),
+        }
 
     def _apply_account_facts(self, attrs: dict[str, Any]) -> None:
         if "segment" in attrs:
@@ -295,4 +356,11 @@ class AccountState:
 
     @property
     def tenure_days(self) -> int:
+        """Days since the account's first event."""
         return 0 if self.first_day == NO_DAY else self.clock - self.first_day
+
+    @property
+    def onboarding_days(self) -> int:
+        """Days since the contract started, or since the first event when no start is known."""
+        start = self.contract_start_day if self.contract_start_day != NO_DAY else self.first_day
+        return 0 if start == NO_DAY else self.clock - start

@@ -40,6 +40,7 @@ def _x_moments(w: int) -> tuple[float, float, float, float, float]:
 
 
 _MOMENTS = {w: _x_moments(w) for w in WINDOWS}
+_MOMENTS.update({w - 1: _x_moments(w - 1) for w in WINDOWS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +160,30 @@ class DailyBuckets:
         return int(self.counts[day % HORIZON])
 
     def daily(self, clock: int, window: int = HORIZON) -> list[int]:
-        """The last ``window`` days' counts, oldest first."""
-        return [int(self.counts[d % HORIZON]) for d in range(clock - window + 1, clock + 1)]
+        """The last ``window`` days' counts, oldest first (at most two slices of the ring)."""
+        counts = self.counts
+        start = (clock - window + 1) % HORIZON
+        end = clock % HORIZON + 1
+        if start < end:
+            return counts[start:end].tolist()
+        return counts[start:].tolist() + counts[:end].tolist()
 
-    def trend(self, window: int) -> TrendFeatures:
-        """Least-squares level, slope and acceleration over the last ``window`` days."""
+    def trend(self, window: int, complete_to: int | None = None) -> TrendFeatures:
+        """Least-squares level, slope and acceleration over the last ``window`` days.
+
+        Given the clock as ``complete_to``, the fit leaves out today, which is still
+        filling up, and covers the ``window - 1`` complete days ending yesterday: with
+        ages x' = x - 1 there, Σy = m0 - y₀, Σx'·y = m1 - Σy, Σx'²·y = m2 - 2·m1 + Σy.
+        """
         base = _W_INDEX[window] * _STRIDE
         m0, m1, m2, active = self.sums[base : base + 4]
+        if complete_to is not None:
+            today = float(self.counts[complete_to % HORIZON])
+            m0 -= today
+            m2 = m2 - 2.0 * m1 + m0
+            m1 = m1 - m0
+            active -= 1.0 if today else 0.0
+            window -= 1
         n, s1, s2, s3, s4 = _MOMENTS[window]
         level = m0 / n
         # linear fit y = a + b·x over ages x; time runs opposite to age, so slope = -b

@@ -19,16 +19,16 @@ from array import array
 
 import orjson
 
-from windows.account import AccountState, Series
+from windows.account import DERIVED_SLOTS, AccountState, Series
 from windows.buckets import HORIZON, DailyBuckets
 
-VERSION = 1
+VERSION = 2
 _HEADER = struct.Struct("<BiiiH")
 _DENSE, _SPARSE = 0, 1
 _WIDTHS = ((0xFF, "B", 1), (0xFFFF, "H", 2), (0xFFFFFFFF, "I", 4), (2**63 - 1, "q", 8))
 _TYPECODE = {w: code for _, code, w in _WIDTHS}
 #: in the header, or derived (never stored)
-_NOT_FACTS = ("clock", "first_day", "last_event_day", "series", "signal_cache", "cache_clock")
+_NOT_FACTS = ("clock", "first_day", "last_event_day", "series", *DERIVED_SLOTS)
 #: the state's other fields, in their order in the facts array
 FACT_FIELDS = tuple(name for name in AccountState.__slots__ if name not in _NOT_FACTS)
 

@@ -33,6 +33,8 @@ class EventType(StrEnum):
     CHAMPION_CHANGED = "champion_changed"
     NPS_RESPONSE = "nps_response"
     ACCOUNT_FACTS = "account_facts"
+    #: a customer-success manager's governed override: a held score with reason and expiry
+    MANUAL_OVERRIDE = "manual_override"
     TICK = "tick"
 
 

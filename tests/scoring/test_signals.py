@@ -93,18 +93,21 @@ def test_engine_emits_on_step_or_zone_change_with_seq_and_evidence() -> None:
     s = AccountState()
     outs = []
     for d in range(28):
-        out = engine.on_event("a", s, ev(EventType.VALUE_ACTION, DAY0 + d, 5))
-        outs.append(out)
-    first = outs[0]
-    assert first is not None and first["seq"] == 1 and first["previous_score"] is None
-    emitted = [o for o in outs if o is not None]
-    assert [o["seq"] for o in emitted] == list(range(1, len(emitted) + 1))
+        outs.extend(engine.on_event("a", s, ev(EventType.VALUE_ACTION, DAY0 + d, 5)))
+    assert outs[0]["seq"] == 1 and outs[0]["previous_score"] is None
+    assert [o["seq"] for o in outs] == list(range(1, len(outs) + 1))
+    emitted = [o for o in outs if o["kind"] == "score_changed"]
     for prev, cur in pairwise(emitted):
-        assert abs(cur["score"] - prev["score"]) >= 5 or cur["zone"] != prev["zone"]
+        assert (
+            abs(cur["score"] - prev["score"]) >= 5
+            or cur["zone"] != prev["zone"]
+            or cur["detectors"] != prev["detectors"]
+            or cur["overrides"] != prev["overrides"]
+        )
         assert cur["previous_score"] == prev["score"]
     # silence: ticks alone pull the usage trend to zero and the score down
-    out = engine.on_tick("a", s, (DAY0 + 50) * MS_PER_DAY)
-    assert out is not None
+    ticked = engine.on_tick("a", s, (DAY0 + 50) * MS_PER_DAY)
+    out = next(o for o in ticked if o["kind"] == "score_changed")
     assert out["score"] < emitted[-1]["score"]
     moved = {m["signal"]: m for m in out["signals"]}
     assert moved["usage_trend"]["score"] == 0

@@ -30,7 +30,8 @@ def test_demo_streams_a_scenario_and_reports_accounts_by_zone() -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = done.stdout
     counts = {
-        z: int(n) for z, n in re.findall(r"^  (critical|at_risk|healthy)\s+(\d+)$", out, re.M)
+        z: int(n)
+        for z, n in re.findall(r"^  (critical|at_risk|healthy|onboarding)\s+(\d+)$", out, re.M)
     }
     assert sum(counts.values()) == 30
     changes = int(re.search(r"([\d,]+) score changes emitted", out).group(1).replace(",", ""))

@@ -93,6 +93,10 @@ def random_state(seed: int) -> AccountState:
                 days_late=rng.randrange(40),
                 errors=rng.randrange(3),
                 status=rng.choice(["assigned", "departed"]),
+                action=rng.choice(["set", "set", "clear"]),
+                score=rng.randrange(0, 101),
+                reason="held for the renewal talks",
+                expires_at_ms=(DAY0 + i // 3 + 7) * MS_PER_DAY,
             )
         )
     return s

@@ -1,0 +1,326 @@
+"""The playbooks' worked examples, run through the engine event by event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scoring.alerts import AlertRules
+from scoring.engine import HealthEngine, ScoringConfig
+from scoring.profile import Profile, load_profile, profile_from_mapping
+from scoring.signals import SIGNALS
+from windows.account import AccountState
+from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
+
+E = EventType
+DAY0 = 20_454  # 2026-01-01
+CORE = ["dashboards", "reports", "alerts", "workflows", "integrations"]
+
+
+class Account:
+    """One account's history, scripted day by day, with every output kept."""
+
+    def __init__(self, profile: str | Profile = "default", min_step: int = 1, **facts: Any) -> None:
+        chosen = load_profile(profile) if isinstance(profile, str) else profile
+        self.engine = HealthEngine(ScoringConfig(chosen, min_step))
+        self.state = AccountState()
+        self.outputs: list[dict[str, Any]] = []
+        self.n = 0
+        facts.setdefault("contract_start", "2024-01-01")
+        facts.setdefault("renewal_date", "2027-06-01")
+        self.send(E.ACCOUNT_FACTS, DAY0, **facts)
+
+    def send(
+        self, etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: Any
+    ) -> list[dict[str, Any]]:
+        self.n += 1
+        event = TelemetryEvent(
+            f"e{self.n}", "acme", etype, day * MS_PER_DAY + 3_600_000, value, user, attrs
+        )
+        out = self.engine.on_event("acme", self.state, event)
+        self.outputs.extend(out)
+        return out
+
+    def tick(self, day: int, ms: int = 0) -> list[dict[str, Any]]:
+        out = self.engine.on_tick("acme", self.state, day * MS_PER_DAY + ms)
+        self.outputs.extend(out)
+        return out
+
+    def healthy_day(self, day: int, value_actions: int = 1, slack: int = 0) -> None:
+        """A day of an engaged customer: logins by three people, core features, value."""
+        for user in ("ana", "bo", "cy"):
+            self.send(E.LOGIN, day, 1, user)
+        self.send(E.FEATURE_USED, day, 1, "ana", feature=CORE[day % len(CORE)])
+        if value_actions:
+            self.send(E.VALUE_ACTION, day, value_actions, "ana")
+        if slack:
+            self.send(E.INTEGRATION_MESSAGE_SENT, day, slack, integration="slack")
+        if day % 14 == 0:
+            self.send(E.MEETING_ATTENDED, day)
+            self.send(E.EMAIL_REPLIED, day, response_hours=5)
+            self.send(E.INVOICE_PAID, day, days_late=0)
+
+    def signal(self, name: str) -> tuple[float | None, dict[str, Any]]:
+        """A signal's points and evidence on the account's state now."""
+        card = self.engine.card_for(self.state)
+        i = card.scorecard.profile.signal_names.index(name)
+        kind, params = card.scorecard.kinds[i], card.scorecard.params[i]
+        return SIGNALS[kind].score(self.state, params), SIGNALS[kind].evidence(self.state, params)
+
+    def last(self, kind: str) -> dict[str, Any]:
+        return [o for o in self.outputs if o["kind"] == kind][-1]
+
+    def kinds(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.outputs if o["kind"] == kind]
+
+    @property
+    def score(self) -> int:
+        return self.last("score_changed")["score"]
+
+    @property
+    def zone(self) -> str:
+        return self.last("score_changed")["zone"]
+
+
+def test_value_activity_falling_from_30_to_2_a_month_is_a_drop_with_no_recovery() -> None:
+    acct = Account()
+    for day in range(DAY0, DAY0 + 60):
+        acct.healthy_day(day, value_actions=1)  # 30 a month
+    assert acct.zone == "healthy"
+    for day in range(DAY0 + 60, DAY0 + 88):
+        acct.healthy_day(day, value_actions=1 if (day - DAY0) % 15 == 0 else 0)  # 2 a month
+    out = acct.last("score_changed")
+    findings = {(f["detector"], f["series"]): f for f in out["detectors"]}
+    drop = findings[("drop_no_recovery", "value_actions")]
+    assert drop["severity"] == "yellow"
+    assert drop["evidence"]["baseline_per_week"] == 7.0
+    assert drop["evidence"]["low_per_week"] <= 1
+    assert drop["evidence"]["weeks_down"] >= 3
+    assert drop["action"].startswith("Reach out")
+    assert out["zone"] != "healthy"
+    usage = {s["signal"]: s for o in acct.kinds("score_changed") for s in o["signals"]}
+    assert usage["usage_trend"]["score"] <= 10
+
+
+def test_100_slack_messages_a_month_falling_to_zero_is_a_red_regime_change() -> None:
+    acct = Account()
+    for day in range(DAY0, DAY0 + 45):
+        acct.healthy_day(day, slack=4 if day % 3 else 2)  # about 100 a month
+    assert acct.zone == "healthy"
+    for day in range(DAY0 + 45, DAY0 + 55):
+        acct.healthy_day(day, slack=0)
+    out = acct.last("score_changed")
+    change = next(f for f in out["detectors"] if f["detector"] == "regime_change")
+    assert change["series"] == "integration_messages" and change["severity"] == "red"
+    assert change["evidence"]["zero_days"] >= 7
+    assert change["evidence"]["per_week_before"] >= 20
+    assert out["zone"] == "critical" and out["score"] <= 39
+    assert out["computed_score"] >= 75  # the weighted average alone would call it healthy
+    alert = next(a for a in acct.kinds("alert") if a["alert"] == "regime_change")
+    assert alert["evidence"]["series"] == "integration_messages"
+    assert out["recommended_action"].startswith("Immediate outreach")
+    # back to normal: the finding and its cap go
+    for day in range(DAY0 + 55, DAY0 + 58):
+        acct.healthy_day(day, slack=4)
+    assert not [
+        f for f in acct.last("score_changed")["detectors"] if f["detector"] == "regime_change"
+    ]
+    assert acct.zone == "healthy"
+
+
+def _logins(prior_14d: int, last_14d: int) -> Account:
+    """Two fortnights of logins with the given totals, spread as evenly as whole days allow."""
+    acct = Account("trend_watch")
+    for day in range(28):
+        total = prior_14d if day < 14 else last_14d
+        count = total * (day % 14 + 1) // 14 - total * (day % 14) // 14
+        if count:
+            acct.send(E.LOGIN, DAY0 + day, count, "ana")
+        acct.send(E.VALUE_ACTION, DAY0 + day, 2, "ana")
+    return acct
+
+
+def test_100_logins_a_month_declining_20pct_scores_worse_on_trend_than_30_growing_15pct() -> None:
+    big_declining = _logins(50, 40)  # about 100 a month, down 20%
+    small_growing = _logins(14, 16)  # about 30 a month, up 14%
+    declining, declining_evidence = big_declining.signal("login_trend")
+    growing, growing_evidence = small_growing.signal("login_trend")
+    assert declining_evidence["trend_pct"] == -20.0
+    assert growing_evidence["trend_pct"] == pytest.approx(15, abs=1.5)
+    assert (declining, growing) == (40, 100)
+    assert big_declining.score < small_growing.score
+
+
+def test_champion_departure_caps_the_score_at_40_until_a_replacement() -> None:
+    acct = Account()
+    acct.send(E.CHAMPION_CHANGED, DAY0, 1, "ana", status="assigned")
+    for day in range(DAY0, DAY0 + 37):
+        acct.healthy_day(day)
+    assert acct.score >= 75
+    acct.send(E.CHAMPION_CHANGED, DAY0 + 35, 1, "ana", status="departed")
+    assert acct.score == 40 and acct.zone == "at_risk"
+    applied = acct.last("override_applied")
+    assert (applied["override"], applied["effect"], applied["value"]) == (
+        "champion_departed",
+        "cap",
+        40,
+    )
+    assert applied["score_before"] >= 75
+    acct.send(E.CHAMPION_CHANGED, DAY0 + 36, 1, "bo", status="assigned")
+    assert acct.last("override_cleared")["override"] == "champion_departed"
+    assert acct.score >= 75
+
+
+def test_zero_usage_in_the_last_14_days_sets_the_score_to_10() -> None:
+    acct = Account()
+    for day in range(DAY0, DAY0 + 40):
+        acct.healthy_day(day)
+    acct.tick(DAY0 + 46)
+    assert acct.score > 10
+    acct.tick(DAY0 + 54)  # 14 days with no usage at all
+    out = acct.last("score_changed")
+    assert out["score"] == 10
+    zero = next(o for o in out["overrides"] if o["override"] == "zero_usage")
+    assert zero["effect"] == "set" and zero["evidence"]["days_without_usage"] == 14
+    assert any(a["alert"] == "entered_critical" for a in acct.kinds("alert"))
+
+
+def test_a_new_account_in_its_first_30_days_is_not_marked_critical_for_low_usage() -> None:
+    acct = Account(contract_start="2026-01-01")
+    acct.send(E.LOGIN, DAY0 + 1, 1, "ana")
+    for day in range(DAY0 + 2, DAY0 + 29, 3):
+        acct.tick(day)
+    zones = {o["zone"] for o in acct.kinds("score_changed")}
+    assert zones == {"onboarding"}
+    assert not acct.kinds("alert")
+    assert acct.last("score_changed")["playbook"]["zone"] == "onboarding"
+    acct.tick(DAY0 + 40)  # past onboarding, still barely used: now it counts
+    assert acct.zone == "critical"
+
+
+def test_manual_override_holds_the_score_and_ends_by_itself_at_its_expiry() -> None:
+    acct = Account()
+    for day in range(DAY0, DAY0 + 35):
+        acct.healthy_day(day)
+    computed = acct.score
+    expires = (DAY0 + 37) * MS_PER_DAY + 12 * 3_600_000
+    acct.send(
+        E.MANUAL_OVERRIDE,
+        DAY0 + 35,
+        1,
+        "csm-lee",
+        score=45,
+        reason="Customer announced a re-org; renewal at risk",
+        expires_at_ms=expires,
+    )
+    applied = acct.last("override_applied")
+    assert applied["override"] == "manual" and applied["effect"] == "hold"
+    assert applied["evidence"]["reason"].startswith("Customer announced")
+    assert applied["evidence"]["author"] == "csm-lee"
+    assert acct.score == 45 and acct.last("score_changed")["computed_score"] == computed
+    acct.tick(DAY0 + 37, 11 * 3_600_000)  # before the expiry: still held
+    assert acct.score == 45
+    assert not [o for o in acct.kinds("override_cleared") if o["override"] == "manual"]
+    acct.tick(DAY0 + 37, 13 * 3_600_000)  # same day, past the expiry
+    cleared = acct.last("override_cleared")
+    assert cleared["override"] == "manual" and cleared["reason"] == "expired"
+    assert acct.score != 45
+
+
+def test_a_fast_drop_alerts_once_with_its_evidence() -> None:
+    acct = Account()
+    for day in range(DAY0, DAY0 + 35):
+        acct.healthy_day(day)
+    acct.send(E.SUPPORT_TICKET_OPENED, DAY0 + 35, ticket_id="t1")
+    acct.send(E.SUPPORT_TICKET_ESCALATED, DAY0 + 35, ticket_id="t1")
+    acct.send(E.CHAMPION_CHANGED, DAY0 + 35, 1, "ana", status="departed")
+    drops = [a for a in acct.kinds("alert") if a["alert"] == "score_drop"]
+    assert len(drops) == 1
+    assert drops[0]["evidence"]["peak_score"] - drops[0]["evidence"]["score"] >= 15
+    assert drops[0]["seq"] > acct.kinds("score_changed")[0]["seq"]
+
+
+def test_alerts_have_hysteresis_for_a_score_that_hovers_at_a_threshold() -> None:
+    rules = AlertRules(load_profile().alerts, at_risk_from=40)
+    state = AccountState()
+    state.clock = DAY0
+    fired = []
+    for score in (80, 70, 64, 63, 60, 49, 45, 39, 41, 38, 40, 39, 44, 46, 39):
+        zone = "critical" if score < 40 else "at_risk"
+        fired.append([a.alert for a in rules.check(state, score, zone, (), ())])
+    assert fired == [
+        [],
+        [],
+        ["score_drop"],  # 16 below the peak of 80
+        [],
+        [],
+        ["score_drop"],  # 15 below 64, where the last drop alert left the peak
+        [],
+        ["entered_critical"],
+        [],
+        [],  # 38: still the same episode
+        [],
+        [],  # 39 again: not re-armed (needs 45)
+        [],
+        [],  # 46: re-armed
+        ["entered_critical"],
+    ]
+
+
+def test_segments_take_the_first_match_and_carry_their_own_expectations() -> None:
+    doc: dict[str, Any] = {
+        "categories": {"api": {"weight": 1, "signals": {"api_usage": 1}}},
+        "segments": {
+            "big": {
+                "match": {"seats_min": 500},
+                "signals": {"api_usage": {"expected_calls_30d": 1000}},
+            },
+            "enterprise": {
+                "match": {"segment": "enterprise"},
+                "signals": {"api_usage": {"expected_calls_30d": 2000}},
+            },
+        },
+        "onboarding": {"days": 0},
+    }
+    profile = profile_from_mapping(doc)
+    scores = {}
+    for name, facts in {
+        "both": {"segment": "enterprise", "seats": 800},
+        "enterprise": {"segment": "enterprise", "seats": 10},
+        "none": {"segment": "smb", "seats": 10},
+    }.items():
+        engine = HealthEngine(ScoringConfig(profile, 1))
+        state = AccountState()
+        outs = engine.on_event(
+            "a", state, TelemetryEvent("f", "a", E.ACCOUNT_FACTS, DAY0 * MS_PER_DAY, 1, None, facts)
+        )
+        outs = engine.on_event(
+            "a", state, TelemetryEvent("c", "a", E.API_CALLS, DAY0 * MS_PER_DAY, 500, None, {})
+        )
+        out = [o for o in outs if o["kind"] == "score_changed"][-1]
+        scores[name] = (out["segment"], out["score"])
+    assert scores == {"both": ("big", 50), "enterprise": ("enterprise", 25), "none": (None, 100)}
+
+
+def test_login_gating_leaves_login_frequency_out_for_api_driven_accounts() -> None:
+    gated = Account(api_driven=True)
+    detected = Account()  # no fact, but heavy API use and no logins
+    ungated = Account(
+        profile_from_mapping({**_default_doc(), "login_gating": {"mode": "off"}}), api_driven=True
+    )
+    for day in range(DAY0, DAY0 + 35):
+        for acct in (gated, detected, ungated):
+            acct.send(E.VALUE_ACTION, day, 3)
+            acct.send(E.API_CALLS, day, 200)
+    assert gated.last("score_changed")["login_gated"] is True
+    assert detected.last("score_changed")["login_gated"] is True
+    assert ungated.last("score_changed")["login_gated"] is False
+    assert gated.score > ungated.score  # no logins costs the API-driven account nothing
+
+
+def _default_doc() -> dict[str, Any]:
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads(resources.files("scoring").joinpath("profiles/default.toml").read_text())

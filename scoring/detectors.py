@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from windows.account import EVENT_TYPES_OF_SERIES, NO_DAY, SERIES_BY_NAME, AccountState, Series
+from windows.account import EVENT_TYPES_OF_SERIES, NO_DAY, SERIES_BY_NAME, AccountState
 from windows.buckets import DailyBuckets
 from windows.telemetry import EventType
 
@@ -69,7 +69,8 @@ def _week_start(clock: int, week: int) -> str:
 
 
 def regime_change(name: str, daily: list[int], clock: int, p: Params) -> Finding | None:
-    """Active → zero: at least ``zero_days`` silent days after four steadily active weeks."""
+    """Active → zero: at least ``zero_days`` silent days, and more than ``gap_multiple`` times
+    the longest gap, after four steadily active weeks."""
     zeros = 0
     for count in reversed(daily):
         if count:
@@ -79,6 +80,12 @@ def regime_change(name: str, daily: list[int], clock: int, p: Params) -> Finding
     if zeros < p["zero_days"] or end < 28:
         return None
     before = daily[end - 28 : end]
+    longest_gap = gap = 0
+    for count in before:
+        gap = 0 if count else gap + 1
+        longest_gap = max(longest_gap, gap)
+    if zeros <= p["gap_multiple"] * longest_gap:
+        return None  # a series this sparse goes quiet that long by chance
     active = sum(1 for c in before if c)
     per_week = sum(before) / 4
     if active < p["min_active_days"] or per_week < p["min_per_week"]:
@@ -99,31 +106,49 @@ def regime_change(name: str, daily: list[int], clock: int, p: Params) -> Finding
     )
 
 
-def _latest_drop(weeks: list[int], p: Params) -> tuple[int, float, int | None] | None:
-    """The latest week that fell below ``dip_ratio`` of the 4 weeks before it: its index,
-    that baseline, and the first later week back at ``recover_ratio`` (None: not yet)."""
+def _mean_sd(xs: list[int]) -> tuple[float, float]:
+    n = len(xs)
+    mean = sum(xs) / n
+    return mean, (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
+
+
+def _latest_drop(
+    weeks: list[int], daily: list[int], p: Params
+) -> tuple[int, float, float, int | None] | None:
+    """The latest week that fell below ``dip_ratio`` of the 4 weeks before it, and clearly
+    so (by ``z`` standard deviations of a week, from those 28 days' day-to-day noise):
+    its index, that baseline, the week's noise, and the first later week back at
+    ``recover_ratio`` of the baseline (None: not yet)."""
     found = None
     i = 4
     while i < WEEKS:
-        baseline = (weeks[i - 4] + weeks[i - 3] + weeks[i - 2] + weeks[i - 1]) / 4
-        if baseline >= p["min_baseline_per_week"] and weeks[i] < p["dip_ratio"] * baseline:
+        mean, sd = _mean_sd(daily[7 * (i - 4) : 7 * i])
+        baseline, noise = 7 * mean, sd * 7**0.5
+        if (
+            baseline >= p["min_baseline_per_week"]
+            and weeks[i] < p["dip_ratio"] * baseline
+            and baseline - weeks[i] >= p["z"] * noise
+        ):
             j = i + 1
             while j < WEEKS and weeks[j] < p["recover_ratio"] * baseline:
                 j += 1
-            found = (i, baseline, j if j < WEEKS else None)
+            found = (i, baseline, noise, j if j < WEEKS else None)
             i = j + 1
         else:
             i += 1
     return found
 
 
-def signal_drop(name: str, weeks: list[int], clock: int, p: Params) -> Finding | None:
+def signal_drop(
+    name: str, weeks: list[int], daily: list[int], clock: int, p: Params
+) -> Finding | None:
     """A single drop: ``monitor`` while young or once recovered within ``recovered_within_weeks``;
-    ``drop_no_recovery`` (yellow) when it has lasted ``no_recovery_weeks`` without recovering."""
-    drop = _latest_drop(weeks, p)
+    ``drop_no_recovery`` (yellow) when it has lasted ``no_recovery_weeks`` without recovering
+    and the weeks since are, together, clearly below the baseline."""
+    drop = _latest_drop(weeks, daily, p)
     if drop is None:
         return None
-    start, baseline, recovered = drop
+    start, baseline, noise, recovered = drop
     down_weeks = (WEEKS if recovered is None else recovered) - start
     episode = weeks[start : WEEKS if recovered is None else recovered]
     evidence: dict[str, Any] = {
@@ -135,7 +160,8 @@ def signal_drop(name: str, weeks: list[int], clock: int, p: Params) -> Finding |
     }
     if recovered is None:
         evidence["recovered"] = False
-        if down_weeks >= p["no_recovery_weeks"]:
+        shortfall = baseline - sum(episode) / down_weeks
+        if down_weeks >= p["no_recovery_weeks"] and shortfall >= p["z"] * noise / down_weeks**0.5:
             return Finding("drop_no_recovery", p["no_recovery_severity"], name, evidence)
         return Finding("single_drop", p["severity"], name, evidence)
     if down_weeks <= p["recovered_within_weeks"] and WEEKS - recovered <= p["recent_weeks"]:
@@ -145,12 +171,16 @@ def signal_drop(name: str, weeks: list[int], clock: int, p: Params) -> Finding |
     return None
 
 
-def weakening_rebounds(name: str, weeks: list[int], clock: int, p: Params) -> Finding | None:
-    """Repeated drops, each rebound weaker than the level before it."""
-    base = sum(weeks[:4]) / 4
+def weakening_rebounds(
+    name: str, weeks: list[int], daily: list[int], clock: int, p: Params
+) -> Finding | None:
+    """Repeated drops, each rebound weaker than the level before it. A drop is a week below
+    ``dip_ratio`` of the first four weeks' level and ``z`` weekly deviations under it."""
+    mean, sd = _mean_sd(daily[:28])
+    base = 7 * mean
     if base < p["min_baseline_per_week"]:
         return None
-    dip = p["dip_ratio"] * base
+    dip = min(p["dip_ratio"] * base, base - p["z"] * sd * 7**0.5)
     troughs = [
         i
         for i in range(4, WEEKS)
@@ -185,33 +215,37 @@ def weakening_rebounds(name: str, weeks: list[int], clock: int, p: Params) -> Fi
 
 
 def accelerating_decline(
-    name: str, buckets: DailyBuckets, clock: int, tenure: int, p: Params
+    name: str, daily: list[int], buckets: DailyBuckets, clock: int, tenure: int, p: Params
 ) -> Finding | None:
-    """A fitted decline over the complete days of the last ``window`` that is speeding up.
+    """A decline that speeds up: over the last three complete fortnights each total is
+    lower than the one before, the second fall is the larger, and the whole fall is at
+    least ``min_decline`` of the first fortnight. Today, still filling up, is left out.
 
-    The fit leaves out today (still filling up), needs a full window of history, and the
-    decline is measured against the window's own level."""
-    window = int(p["window"])
-    if tenure < window:
+    Fortnight totals rather than the sign of a fitted curvature: daily counts are noisy,
+    and a quadratic's sign flips on noise; the fitted slope and acceleration are evidence."""
+    if tenure < 43:
         return None
-    trend = buckets.trend(window, complete_to=clock)
-    if trend.level < p["min_level_per_day"] or trend.slope >= 0 or trend.acceleration >= 0:
+    f1, f2, f3 = sum(daily[-43:-29]), sum(daily[-29:-15]), sum(daily[-15:-1])
+    if f1 < p["min_fortnight"] or not f1 > f2 > f3 or f2 - f3 <= f1 - f2:
         return None
-    decline = -trend.slope * trend.window / trend.level
-    if decline < p["min_decline"]:
+    decline = (f1 - f3) / f1
+    _, sd = _mean_sd(daily[-43:-29])
+    if decline < p["min_decline"] or f1 - f3 < p["z"] * sd * 28**0.5:
         return None
+    trend = buckets.trend(int(p["window"]), complete_to=clock)
     level_90 = buckets.total(90) / 90
     return Finding(
         "accelerating_decline",
         p["severity"],
         name,
         {
+            "fortnight_totals": [f1, f2, f3],
             "window_days": trend.window,
             "slope_per_day": round(trend.slope, 3),
             "acceleration_per_day2": round(trend.acceleration, 4),
             "level_per_day": round(trend.level, 2),
             "level_per_day_90d": round(level_90, 2),
-            "decline_pct_of_level": round(100 * decline, 1),
+            "decline_pct": round(100 * decline, 1),
         },
     )
 
@@ -248,23 +282,26 @@ def champion_silent(state: AccountState, p: Params) -> Finding | None:
 
 
 def declining_series(
-    state: AccountState,
-    watched: list[tuple[str, Series]],
-    series_findings: list[Finding],
-    p: Params,
+    dailies: dict[str, list[int]], series_findings: list[Finding], p: Params
 ) -> dict[str, dict[str, Any]]:
-    """The watched series down ``decline_pct`` or more (14 days on the 14 before), or found
-    dropped without recovery or gone to zero."""
+    """The watched series down ``decline_pct`` or more, the last 14 complete days on the 14
+    before, and clearly so (Welch's t at most ``-z``); or found dropped without recovery or
+    gone to zero."""
     declining: dict[str, dict[str, Any]] = {}
-    for name, series in watched:
-        last = state.total(series, 14)
-        prior = state.total(series, 28) - last
-        if prior >= p["min_prior_14d"] and 100 * last <= (100 - p["decline_pct"]) * prior:
-            declining[name] = {
-                "last_14d": last,
-                "prior_14d": prior,
-                "change_pct": round(100 * (last / prior - 1), 1),
-            }
+    for name, daily in dailies.items():
+        before, after = daily[-29:-15], daily[-15:-1]
+        prior, last = sum(before), sum(after)
+        if prior < p["min_prior_14d"] or 100 * last > (100 - p["decline_pct"]) * prior:
+            continue
+        (m1, s1), (m2, s2) = _mean_sd(before), _mean_sd(after)
+        spread = ((s1 * s1 + s2 * s2) / 14) ** 0.5
+        if spread and (m2 - m1) / spread > -p["z"]:
+            continue
+        declining[name] = {
+            "last_14d": last,
+            "prior_14d": prior,
+            "change_pct": round(100 * (last / prior - 1), 1),
+        }
     for finding in series_findings:
         if finding.detector in ("regime_change", "drop_no_recovery") and finding.series:
             declining.setdefault(finding.series, {"by": finding.detector})
@@ -293,7 +330,9 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "severity": "red",
         "zero_days": 7,
-        "min_active_days": 8,
+        # the silence must also outlast this many times the longest gap of the 4 weeks before
+        "gap_multiple": 2.0,
+        "min_active_days": 12,
         "min_per_week": 3.0,
         # each of the 4 weeks before the silence at least this share of their mean
         "steady_ratio": 0.5,
@@ -305,7 +344,9 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "no_recovery_severity": "yellow",
         "dip_ratio": 0.5,
         "recover_ratio": 0.8,
-        "min_baseline_per_week": 3.0,
+        "min_baseline_per_week": 7.0,
+        # how many standard deviations of ordinary week-to-week noise a drop must clear
+        "z": 2.0,
         "no_recovery_weeks": 3,
         "recovered_within_weeks": 2,
         "recent_weeks": 4,
@@ -316,7 +357,8 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "severity": "yellow",
         "dip_ratio": 0.5,
-        "min_baseline_per_week": 3.0,
+        "min_baseline_per_week": 7.0,
+        "z": 2.0,
         "weaker_ratio": 0.9,
         "action": "Find what keeps breaking: review the drops with the customer.",
     },
@@ -324,8 +366,9 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "severity": "yellow",
         "window": 30,
-        "min_level_per_day": 0.5,
-        "min_decline": 0.2,
+        "min_fortnight": 14,
+        "min_decline": 0.4,
+        "z": 2.0,
         "action": "Reach out before the decline compounds: confirm goals and blockers.",
     },
     "multi_signal_decline": {
@@ -333,8 +376,9 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "severity": "yellow",
         "silent_severity": "red",
         "min_signals": 2,
-        "decline_pct": 25.0,
-        "min_prior_14d": 4.0,
+        "decline_pct": 30.0,
+        "min_prior_14d": 14.0,
+        "z": 2.5,
         "silent_days": 14,
         "action": "Schedule a working session and re-align on goals.",
         "silent_action": "Executive alignment call: confirm renewal intent.",
@@ -424,9 +468,8 @@ class DetectorSet:
         if self.multi is not None:
             held = cached.get(_DECLINING)
             if stale or not held:
-                held = cached[_DECLINING] = [
-                    declining_series(state, self.watched, findings, self.multi)
-                ]
+                dailies = {name: daily[i] for i, (name, _) in enumerate(self.watched) if i in daily}
+                held = cached[_DECLINING] = [declining_series(dailies, findings, self.multi)]
             found = multi_signal_decline(state, held[0], self.multi)
             if found is not None:
                 findings.append(found)
@@ -446,15 +489,15 @@ class DetectorSet:
                 return [found]  # the starkest reading of this series; drops would repeat it
         weeks = _weeks(days) if self.drop is not None or self.rebounds is not None else []
         if self.drop is not None:
-            found = signal_drop(name, weeks, clock, self.drop)
+            found = signal_drop(name, weeks, days, clock, self.drop)
             if found is not None:
                 out.append(found)
         if self.rebounds is not None:
-            found = weakening_rebounds(name, weeks, clock, self.rebounds)
+            found = weakening_rebounds(name, weeks, days, clock, self.rebounds)
             if found is not None:
                 out.append(found)
         if self.accel is not None:
-            found = accelerating_decline(name, buckets, clock, tenure, self.accel)
+            found = accelerating_decline(name, days, buckets, clock, tenure, self.accel)
             if found is not None:
                 out.append(found)
         return out

@@ -193,6 +193,44 @@ class HealthEngine:
             account_id, state, ts_ms, card, computed, score, zone, findings, applied, ended_by
         )
 
+    def describe(self, account_id: str, state: AccountState) -> Output:
+        """The account's whole picture now: every signal, finding and override, nothing emitted.
+
+        What ``healthstream explain`` prints and what a query for one account answers."""
+        card = self.card_for(state)
+        scorecard = card.scorecard
+        points = scorecard.points(state, None)
+        assessment = scorecard.breakdown(points)
+        findings = self.detectors.evaluate(state, None)
+        score, applied = self.overrides.apply(
+            state, assessment.score, findings, card.onboarding, self.profile.detectors.cap_score
+        )
+        zone = "onboarding" if card.onboarding else scorecard.profile.zone(score)
+        shares = scorecard.effective_weights(assessment.signal_scores)
+        names = scorecard.profile.signal_names
+        categories = [c.name for c in scorecard.profile.categories for _ in c.signals]
+        base = self._base(account_id, state, score, zone, state.now_ms, findings, applied)
+        return {
+            **base,
+            "seq": state.seq,
+            "computed_score": assessment.score,
+            "categories": assessment.category_scores,
+            "signals": [
+                {
+                    "signal": names[i],
+                    "category": categories[i],
+                    "score": None if value == NO_SCORE else value,
+                    "weight_share": round(shares[i], 4),
+                    "evidence": SIGNALS[scorecard.kinds[i]].evidence(state, scorecard.params[i]),
+                }
+                for i, value in enumerate(assessment.signal_scores)
+            ],
+            "detectors": [f.as_output(self.profile.detectors.action(f)) for f in findings],
+            "overrides": [o.as_output() for o in applied],
+            "segment": card.segment,
+            "login_gated": card.gated,
+        }
+
     # -- outputs ------------------------------------------------------------------------------
 
     def _emit(

@@ -99,12 +99,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     summary = (
         f"replay: {stats.events:,} events, {stats.ticks:,} ticks, {len(book.states):,} accounts, "
-        f"{sink.delivered:,} score changes in {elapsed:.2f} s "
+        f"{sink.delivered:,} outputs in {elapsed:.2f} s "
         f"({stats.records / max(elapsed, 1e-9):,.0f} records/s)"
     )
     if stats.rejected:
         summary += "; rejected: " + ", ".join(f"{r}={n}" for r, n in sorted(stats.rejected.items()))
     print(summary, file=sys.stderr)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Replay a JSONL file and explain one account: score, signals, detectors, overrides, action."""
+    from stream.explain import explain_account, render
+    from stream.settings import build_engine
+
+    settings = _settings(args)
+    engine = build_engine(settings)
+    description, history = explain_account(_lines(args.events), args.account, engine)
+    if description is None:
+        print(
+            f"healthstream: no events for account {args.account!r} in {args.events}",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(description, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print(render(description, history, engine.profile.name, args.last))
     return 0
 
 
@@ -202,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intensity", type=float, default=1.0, help="scale of daily activity")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
+    p.add_argument("account", help="the account id")
+    p.add_argument("--events", required=True, help="JSONL file of events ('-' for stdin)")
+    p.add_argument("--profile", help="profile file or packaged profile name")
+    p.add_argument("--min-step", type=int, dest="min_step")
+    p.add_argument("--last", type=int, default=10, help="how many recent outputs to list")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    p.add_argument("--config", help="settings file (TOML)")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("produce", help=cmd_produce.__doc__, description=cmd_produce.__doc__)
     p.add_argument("events", help="JSONL file ('-' for stdin)")

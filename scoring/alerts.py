@@ -7,6 +7,8 @@
   has climbed ``critical_hysteresis`` points above the critical threshold;
 - the onset of a finding of the listed detectors (``regime_change`` by default) and of the
   listed overrides (``renewal_escalation``).
+
+None fires during an account's first ``warmup_days`` in the stream.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ ALERT_DEFAULTS: dict[str, Any] = {
     "drop_points": 15,
     "drop_period_days": 14,
     "critical_hysteresis": 5,
+    # no alerts while the account's history in the stream is shorter: its windows are
+    # still filling, and a first score is not news
+    "warmup_days": 14,
     "on_detectors": ["regime_change"],
     "on_overrides": ["renewal_escalation"],
     "drop_action": "Find out what changed: the score fell fast.",
@@ -61,6 +66,9 @@ class AlertRules:
         p = self.params
         alerts: list[Alert] = []
         day = state.clock
+        if state.tenure_days < p["warmup_days"]:
+            state.peak_score, state.peak_day = score, day
+            return alerts
         if state.peak_day == NO_DAY or day - state.peak_day > p["drop_period_days"]:
             state.peak_score, state.peak_day = score, day
         elif score >= state.peak_score:

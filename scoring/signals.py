@@ -40,13 +40,24 @@ def login_frequency_evidence(state: AccountState, p: Params) -> dict[str, Any]:
 
 
 def _usage_windows(state: AccountState, p: Params) -> tuple[float, float]:
-    series = SERIES_BY_NAME[p["series"]]
-    last = state.total(series, 14)
-    return last, state.total(series, 28) - last
+    """The last 14 complete days and the 14 before them (today, still filling up, is left
+    out: a trend that dipped every morning and recovered by night would be noise).
+
+    From the windows ending today: ages 1..14 = total(14) - y₀ + y₁₄ and ages 15..28 =
+    total(28) - total(14) - y₁₄ + y₂₈."""
+    buckets = state.series[SERIES_BY_NAME[p["series"]]]
+    if buckets is None:
+        return 0.0, 0.0
+    clock = state.clock
+    y0 = buckets.day_count(clock, clock)
+    y14 = buckets.day_count(clock, clock - 14)
+    y28 = buckets.day_count(clock, clock - 28)
+    t14 = buckets.total(14)
+    return t14 - y0 + y14, buckets.total(28) - t14 - y14 + y28
 
 
 def usage_trend(state: AccountState, p: Params) -> float | None:
-    """The 14-day usage trend: last 14 days against the prior 14.
+    """The 14-day usage trend: the last 14 complete days against the 14 before.
 
     Comparisons are made as ``100·last`` against ``(100 + pct)·prior`` so that integer
     sums fall exactly on band edges (10% growth on 100 is 110, not 110.00000000000001).
@@ -198,7 +209,10 @@ def payment_timeliness(state: AccountState, p: Params) -> float | None:
 
 
 def payment_timeliness_evidence(state: AccountState, p: Params) -> dict[str, Any]:
-    return {"last_days_late": state.last_days_late, "last_failure_day": _last_failure_day(state)}
+    return {
+        "last_days_late": None if state.last_days_late < 0 else state.last_days_late,
+        "last_failure_day": _last_failure_day(state),
+    }
 
 
 def renewal_proximity(state: AccountState, p: Params) -> float | None:
@@ -208,6 +222,8 @@ def renewal_proximity(state: AccountState, p: Params) -> float | None:
 
 
 def renewal_proximity_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    if state.renewal_day < 0:
+        return {"days_to_renewal": None}
     return {"days_to_renewal": state.renewal_day - state.clock}
 
 

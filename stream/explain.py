@@ -42,7 +42,12 @@ def explain_account(
 
 
 def _evidence(evidence: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in evidence.items() if v is not None and v != [])
+    def shown(value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(map(str, value)) if value else "none"
+        return str(value)
+
+    return "; ".join(f"{k} {shown(v)}" for k, v in evidence.items() if v is not None)
 
 
 def render(description: Output, history: list[Output], profile_name: str, last: int = 10) -> str:

@@ -138,6 +138,7 @@ def _logins(prior_14d: int, last_14d: int) -> Account:
         if count:
             acct.send(E.LOGIN, DAY0 + day, count, "ana")
         acct.send(E.VALUE_ACTION, DAY0 + day, 2, "ana")
+    acct.tick(DAY0 + 28)  # the next morning: both fortnights are complete
     return acct
 
 
@@ -244,7 +245,7 @@ def test_a_fast_drop_alerts_once_with_its_evidence() -> None:
 def test_alerts_have_hysteresis_for_a_score_that_hovers_at_a_threshold() -> None:
     rules = AlertRules(load_profile().alerts, at_risk_from=40)
     state = AccountState()
-    state.clock = DAY0
+    state.first_day, state.clock = DAY0 - 60, DAY0  # past the warm-up
     fired = []
     for score in (80, 70, 64, 63, 60, 49, 45, 39, 41, 38, 40, 39, 44, 46, 39):
         zone = "critical" if score < 40 else "at_risk"
@@ -266,6 +267,15 @@ def test_alerts_have_hysteresis_for_a_score_that_hovers_at_a_threshold() -> None
         [],  # 46: re-armed
         ["entered_critical"],
     ]
+
+
+def test_no_alert_fires_while_an_account_is_new_to_the_stream() -> None:
+    rules = AlertRules(load_profile().alerts, at_risk_from=40)
+    state = AccountState()
+    state.first_day = state.clock = DAY0
+    assert rules.check(state, 30, "critical", (), ()) == []
+    state.clock = DAY0 + 14
+    assert [a.alert for a in rules.check(state, 30, "critical", (), ())] == ["entered_critical"]
 
 
 def test_segments_take_the_first_match_and_carry_their_own_expectations() -> None:

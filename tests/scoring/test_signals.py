@@ -23,13 +23,13 @@ def ev(
 
 
 def usage(prior: int, last: int) -> AccountState:
-    """14 days at ``prior`` per day then 14 days at ``last`` per day (totals 14x each)."""
+    """14 days at ``prior`` per day then 14 days at ``last`` per day (totals 14x each), seen
+    the next morning: the trend reads complete days."""
     s = AccountState()
     for d in range(28):
         amount = prior if d < 14 else last
         s.apply(ev(EventType.VALUE_ACTION, DAY0 + d, amount))
-    if last == 0:
-        s.advance_to(DAY0 + 27)
+    s.advance_to(DAY0 + 28)
     return s
 
 

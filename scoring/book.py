@@ -10,7 +10,11 @@ from windows.account import AccountState
 from windows.snapshot import decode_state
 from windows.telemetry import EventType, TelemetryEvent
 
-__all__ = ["AccountBook", "Output"]
+__all__ = ["AccountBook", "AlreadyApplied", "Output"]
+
+
+class AlreadyApplied(ValueError):
+    """A record at or before the account's log position: read again, already in the state."""
 
 
 class AccountBook:
@@ -34,13 +38,20 @@ class AccountBook:
         self.states[account_id] = state
         return state
 
-    def apply(self, event: TelemetryEvent) -> list[Output]:
-        """Apply an account's event; raises ``EventTooOld`` for one beyond the windows.
+    def apply(self, event: TelemetryEvent, position: tuple[int, int] | None = None) -> list[Output]:
+        """Apply an account's event read at ``position`` (partition, offset) of the input log.
 
-        A tick must go through ``tick`` instead."""
+        Raises ``AlreadyApplied`` when the account's state already holds that position, and
+        passes on the engine's ``DuplicateEvent`` and ``EventTooOld``. A tick must go through
+        ``tick`` instead."""
         if event.type is EventType.TICK:
             raise ValueError("ticks advance many accounts: use AccountBook.tick")
-        return self.engine.on_event(event.account_id, self.state(event.account_id), event)
+        state = self.state(event.account_id)
+        if position is not None:
+            if state.already_applied(*position):
+                raise AlreadyApplied(f"record {position} is already in the state")
+            state.log_partition, state.log_offset = position
+        return self.engine.on_event(event.account_id, state, event)
 
     def tick(
         self, ts_ms: int, account_ids: Iterable[str]

@@ -15,6 +15,7 @@ Every output carries the recommended action and the zone's playbook.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,10 @@ class EventTooOld(ValueError):
     """An event older than the longest window (90 days) before the account's clock."""
 
 
+class DuplicateEvent(ValueError):
+    """An event whose id is among the account's latest applied ids: a producer's resend."""
+
+
 def _iso(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
@@ -47,10 +52,12 @@ class ScoringConfig:
 
     profile: Profile
     min_step: int = 5
+    #: how many of an account's latest event ids are remembered to drop resends
+    dedup_memory: int = 32
 
     @property
     def version(self) -> str:
-        text = f"{self.profile.version}:{self.min_step}:{OUTPUT_SCHEMA}"
+        text = f"{self.profile.version}:{self.min_step}:{self.dedup_memory}:{OUTPUT_SCHEMA}"
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -123,12 +130,20 @@ class HealthEngine:
     # -- events and ticks ---------------------------------------------------------------------
 
     def on_event(self, account_id: str, state: AccountState, event: TelemetryEvent) -> list[Output]:
-        """Apply one event and return what it causes to be emitted (often nothing)."""
+        """Apply one event and return what it causes to be emitted (often nothing).
+
+        Raises ``DuplicateEvent`` for an id among the account's latest ``dedup_memory``
+        and ``EventTooOld`` for an event the windows no longer cover; neither changes the
+        state."""
+        id_crc = zlib.crc32(event.event_id.encode())
+        if state.seen(id_crc):
+            raise DuplicateEvent(f"event {event.event_id!r} was already applied")
         if not state.apply(event):
             raise EventTooOld(
                 f"event of {_iso(event.ts_ms)[:10]} is more than 90 days before the "
                 f"account's clock {_iso(state.clock * MS_PER_DAY)[:10]}"
             )
+        state.remember(id_crc, self.config.dedup_memory)
         return self.evaluate(account_id, state, event.ts_ms, event.type, event.ts_ms // MS_PER_DAY)
 
     def tick_due(self, state: AccountState, ts_ms: int) -> bool:

@@ -30,6 +30,9 @@ from stream.worker import (
     WriteBehind,
 )
 
+#: the key of the tombstone that ends each flush in the changelog; no account has it
+FLUSH_MARK = b"\x00healthstream-flush"
+
 
 class HealthApp(faust.App):
     """A Faust app whose consumer hands the input topic over in batches."""
@@ -137,6 +140,14 @@ def create_app(settings: Settings) -> HealthApp:
             )
         if pending:
             written = await asyncio.gather(*pending)
+            # A lone tombstone closes each partition's flush in a batch of its own: a broker
+            # that reports a partition's end as its last batch's base offset + 1 (Tansu) then
+            # still reports the true end, so recovery reads every snapshot of the flush.
+            partitions = sorted({meta.partition for meta in written})
+            marks = [
+                await send(changelog_topic, FLUSH_MARK, None, p, None, None) for p in partitions
+            ]
+            await asyncio.gather(*marks)
             if isinstance(states, RocksAccountStates):
                 # recovery then reads the changelog only past what RocksDB already holds
                 last: dict[int, int] = {}

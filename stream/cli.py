@@ -102,6 +102,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{sink.delivered:,} outputs in {elapsed:.2f} s "
         f"({stats.records / max(elapsed, 1e-9):,.0f} records/s)"
     )
+    if stats.duplicates:
+        summary += f"; {stats.duplicates:,} duplicates skipped"
     if stats.rejected:
         summary += "; rejected: " + ", ".join(f"{r}={n}" for r, n in sorted(stats.rejected.items()))
     print(summary, file=sys.stderr)

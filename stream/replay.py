@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from scoring.book import AccountBook
-from scoring.engine import EventTooOld, HealthEngine
+from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
 from sinks.base import Sink
 from stream.codec import BadEvent, decode_event
 from windows.telemetry import EventType
@@ -18,6 +18,8 @@ class ReplayStats:
     records: int = 0
     events: int = 0
     ticks: int = 0
+    #: events whose id the account had just seen: counted, not applied
+    duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
 
@@ -51,6 +53,9 @@ def replay(
         else:
             try:
                 outputs = book.apply(event)
+            except DuplicateEvent:
+                stats.duplicates += 1
+                continue
             except EventTooOld as exc:
                 stats.rejected["too_old"] += 1
                 if on_reject is not None:

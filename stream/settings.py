@@ -40,6 +40,8 @@ class Settings:
     profile_path: str | None = None
     #: emit score_changed when the score moves by at least this much, or the zone changes
     min_step: int = 5
+    #: how many of each account's latest event ids are remembered, to drop resent events
+    dedup_memory: int = 32
     #: most records fetched per batch (each event is still scored on its own)
     batch_max: int = 10_000
     #: account snapshots are written to the changelog at most once per flush: a flush comes
@@ -95,6 +97,8 @@ class Settings:
             raise SettingsError(f"partitions: must be at least 1, got {result.partitions}")
         if not result.store.startswith(("memory://", "rocksdb://")):
             raise SettingsError(f"store: {result.store!r} (use memory:// or rocksdb://)")
+        if result.dedup_memory < 1:
+            raise SettingsError(f"dedup_memory: must be at least 1, got {result.dedup_memory}")
         if result.min_step < 1:
             raise SettingsError(f"min_step: must be at least 1, got {result.min_step}")
         return result
@@ -119,4 +123,6 @@ def load_settings(
 
 def build_engine(settings: Settings) -> HealthEngine:
     """The scoring engine the settings describe (profile file and emission step)."""
-    return HealthEngine(ScoringConfig(load_profile(settings.profile_path), settings.min_step))
+    return HealthEngine(
+        ScoringConfig(load_profile(settings.profile_path), settings.min_step, settings.dedup_memory)
+    )

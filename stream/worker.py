@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scoring.book import AccountBook, Output
-from scoring.engine import EventTooOld, HealthEngine
+from scoring.book import AccountBook, AlreadyApplied, Output
+from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
 from stream.codec import BadEvent, decode_event
 from windows.snapshot import encode_state
 from windows.telemetry import EventType
@@ -212,7 +212,13 @@ class BatchScorer:
                 self.counters["ticks"] += 1
                 continue
             try:
-                outputs = book.apply(event)
+                outputs = book.apply(event, (record.partition, record.offset))
+            except AlreadyApplied:
+                self.counters["already_applied"] += 1
+                continue
+            except DuplicateEvent:
+                self.counters["duplicates"] += 1
+                continue
             except EventTooOld as exc:
                 result.dead_letters.append(DeadLetter(record, "too_old", str(exc)))
                 self.counters["dead_letter:too_old"] += 1

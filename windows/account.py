@@ -110,6 +110,9 @@ class AccountState:
         "first_day",
         "last_event_day",
         "series",
+        "log_partition",
+        "log_offset",
+        "recent_ids",
         "segment",
         "plan",
         "seats",
@@ -150,6 +153,12 @@ class AccountState:
         self.first_day = NO_DAY
         self.last_event_day = NO_DAY
         self.series: list[DailyBuckets | None] = [None] * len(Series)
+        #: the input log position (partition, offset) of the last record applied: a record at
+        #: or before it is already in this state (read again after a restart, say)
+        self.log_partition = -1
+        self.log_offset = -1
+        #: CRC-32s of the latest event ids applied, oldest first (see ``remember``)
+        self.recent_ids: list[int] = []
         self.segment: str | None = None
         self.plan: str | None = None
         self.seats = 0
@@ -340,6 +349,21 @@ class AccountState:
             self.contract_start_day = date_to_day(str(attrs["contract_start"]))
         if "renewal_date" in attrs:
             self.renewal_day = date_to_day(str(attrs["renewal_date"]))
+
+    # -- idempotence ------------------------------------------------------------------------
+
+    def already_applied(self, partition: int, offset: int) -> bool:
+        return partition == self.log_partition and offset <= self.log_offset
+
+    def seen(self, id_crc: int) -> bool:
+        return id_crc in self.recent_ids
+
+    def remember(self, id_crc: int, limit: int) -> None:
+        """Keep the id among the latest ``limit``; the oldest is forgotten past the bound."""
+        ids = self.recent_ids
+        ids.append(id_crc)
+        if len(ids) > limit:
+            del ids[0]
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 Layout (little-endian):
 
-    header   B version | i clock | i first_day | i last_event_day | H series mask
+    header   B version | i clock | i first_day | i last_event_day | H series mask |
+             i log partition | q log offset | H count of recent ids
     series   per present series: B encoding | B width | payload
              dense (0):  90 counts of ``width`` bytes, in ring order
              sparse (1): B n | n slot bytes | n counts of ``width`` bytes
+    ids      the recent event-id CRC-32s, 4 bytes each
     facts    orjson array of the remaining fields
 
 Only the buckets are stored; the window sums are derived again on load. They are sums of
@@ -23,12 +25,21 @@ from windows.account import DERIVED_SLOTS, AccountState, Series
 from windows.buckets import HORIZON, DailyBuckets
 
 VERSION = 2
-_HEADER = struct.Struct("<BiiiH")
+_HEADER = struct.Struct("<BiiiHiqH")
 _DENSE, _SPARSE = 0, 1
 _WIDTHS = ((0xFF, "B", 1), (0xFFFF, "H", 2), (0xFFFFFFFF, "I", 4), (2**63 - 1, "q", 8))
 _TYPECODE = {w: code for _, code, w in _WIDTHS}
 #: in the header, or derived (never stored)
-_NOT_FACTS = ("clock", "first_day", "last_event_day", "series", *DERIVED_SLOTS)
+_NOT_FACTS = (
+    "clock",
+    "first_day",
+    "last_event_day",
+    "series",
+    "log_partition",
+    "log_offset",
+    "recent_ids",
+    *DERIVED_SLOTS,
+)
 #: the state's other fields, in their order in the facts array
 FACT_FIELDS = tuple(name for name in AccountState.__slots__ if name not in _NOT_FACTS)
 
@@ -54,8 +65,18 @@ def encode_state(state: AccountState) -> bytes:
         else:
             parts.append(bytes((_DENSE, width)) + array(code, counts).tobytes())
     facts = orjson.dumps([getattr(state, name) for name in FACT_FIELDS])
-    header = _HEADER.pack(VERSION, state.clock, state.first_day, state.last_event_day, mask)
-    return header + b"".join(parts) + facts
+    ids = state.recent_ids
+    header = _HEADER.pack(
+        VERSION,
+        state.clock,
+        state.first_day,
+        state.last_event_day,
+        mask,
+        state.log_partition,
+        state.log_offset,
+        len(ids),
+    )
+    return header + b"".join(parts) + array("I", ids).tobytes() + facts
 
 
 def decode_state(blob: bytes) -> AccountState:
@@ -66,11 +87,14 @@ def decode_state(blob: bytes) -> AccountState:
 
 
 def _decode(view: memoryview) -> AccountState:
-    version, clock, first_day, last_event_day, mask = _HEADER.unpack_from(view, 0)
-    if version != VERSION:
-        raise SnapshotError(f"snapshot version {version}, expected {VERSION}")
+    if view[0] != VERSION:
+        raise SnapshotError(f"snapshot version {view[0]}, expected {VERSION}")
+    _, clock, first_day, last_event_day, mask, log_partition, log_offset, n_ids = (
+        _HEADER.unpack_from(view, 0)
+    )
     state = AccountState()
     state.clock, state.first_day, state.last_event_day = clock, first_day, last_event_day
+    state.log_partition, state.log_offset = log_partition, log_offset
     pos = _HEADER.size
     for index in range(len(Series)):
         if not mask >> index & 1:
@@ -98,6 +122,10 @@ def _decode(view: memoryview) -> AccountState:
                 age = (clock - slot) % HORIZON
                 buckets.add(age, clock - age, int(count))
         state.series[index] = buckets
+    ids = array("I")
+    ids.frombytes(view[pos : pos + 4 * n_ids])
+    state.recent_ids = ids.tolist()
+    pos += 4 * n_ids
     for name, value in zip(FACT_FIELDS, orjson.loads(bytes(view[pos:])), strict=True):
         setattr(state, name, value)
     return state

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 
 from scoring.alerts import AlertRules
-from scoring.engine import HealthEngine, ScoringConfig
+from scoring.book import AccountBook, AlreadyApplied
+from scoring.engine import DuplicateEvent, HealthEngine, ScoringConfig
 from scoring.profile import Profile, load_profile, profile_from_mapping
 from scoring.signals import SIGNALS
-from windows.account import AccountState
+from windows.account import AccountState, Series
+from windows.snapshot import decode_state, encode_state
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
 E = EventType
@@ -334,3 +336,35 @@ def _default_doc() -> dict[str, Any]:
     from importlib import resources
 
     return tomllib.loads(resources.files("scoring").joinpath("profiles/default.toml").read_text())
+
+
+def test_a_resent_event_is_applied_once_and_the_memory_is_bounded() -> None:
+    engine = HealthEngine(ScoringConfig(load_profile(), 1, dedup_memory=3))
+    state = AccountState()
+
+    def login(event_id: str, day: int) -> TelemetryEvent:
+        return TelemetryEvent(event_id, "a", E.LOGIN, day * MS_PER_DAY, 5, "ana", {})
+
+    engine.on_event("a", state, login("l1", DAY0))
+    with pytest.raises(DuplicateEvent):
+        engine.on_event("a", state, login("l1", DAY0))
+    assert state.total(Series.LOGINS, 14) == 5
+    for n in range(2, 5):  # three newer ids push l1 out of a memory of three
+        engine.on_event("a", state, login(f"l{n}", DAY0))
+    engine.on_event("a", state, login("l1", DAY0))  # past the bound: applied again
+    assert state.total(Series.LOGINS, 14) == 25
+    snapshot = decode_state(encode_state(state))
+    assert snapshot.recent_ids == state.recent_ids  # the memory survives a restart
+    with pytest.raises(DuplicateEvent):
+        engine.on_event("a", snapshot, login("l4", DAY0))
+
+
+def test_a_record_read_again_is_recognised_by_its_log_position() -> None:
+    book = AccountBook(HealthEngine(ScoringConfig(load_profile(), 1)))
+    event = TelemetryEvent("v1", "a", E.VALUE_ACTION, DAY0 * MS_PER_DAY, 4, "ana", {})
+    book.apply(event, (2, 100))
+    restored = AccountBook(book.engine, {"a": encode_state(book.state("a"))})
+    with pytest.raises(AlreadyApplied):
+        restored.apply(event._replace(event_id="v1-again"), (2, 100))
+    restored.apply(event._replace(event_id="v2"), (2, 101))
+    assert restored.state("a").total(Series.VALUE_ACTIONS, 14) == 8

@@ -1,5 +1,6 @@
 """Signal scorers and the composite against hand-computed cases."""
 
+import itertools
 from itertools import pairwise
 
 import pytest
@@ -19,7 +20,12 @@ TREND = SIGNALS["usage_trend"]
 def ev(
     etype: EventType, day: int, value: float = 1, user: str | None = None, **attrs: object
 ) -> TelemetryEvent:
-    return TelemetryEvent("e", "a", etype, day * MS_PER_DAY + 1000, value, user, dict(attrs))
+    return TelemetryEvent(
+        f"e{next(_ids)}", "a", etype, day * MS_PER_DAY + 1000, value, user, dict(attrs)
+    )
+
+
+_ids = itertools.count()
 
 
 def usage(prior: int, last: int) -> AccountState:

@@ -48,36 +48,3 @@ async def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
             await producer.send_and_wait(topic, value, key=b"acct-bad")
     finally:
         await producer.stop()
-
-
-async def _end_offset_of_a_two_record_batch(bootstrap: str) -> int:
-    import uuid
-
-    from stream.broker import create_topics
-
-    topic = f"probe-end-offsets-{uuid.uuid4().hex[:8]}"
-    await create_topics(bootstrap, {topic: 1})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50)
-    await producer.start()
-    try:
-        sent = [await producer.send(topic, b"x", partition=0) for _ in range(2)]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        return (await consumer.end_offsets([tp]))[tp]
-    finally:
-        await consumer.stop()
-
-
-def broker_end_offsets_are_exact(bootstrap: str) -> bool:
-    """Whether the broker's end offset counts records, not batches.
-
-    Tansu 0.6.0 answers ListOffsets with the last batch's base offset + 1, so a table's
-    recovery (which reads its changelog up to that offset) stops short of the records
-    written in one batch.
-    """
-    return asyncio.run(_end_offset_of_a_two_record_batch(bootstrap)) == 2

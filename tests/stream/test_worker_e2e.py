@@ -5,7 +5,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka_io import broker_end_offsets_are_exact, produce_raw, read_outputs, read_topic
+from kafka_io import produce_raw, read_outputs, read_topic
 from scenarios import SILENT, as_lines, canonical, silent_account_stream
 
 from scoring.engine import HealthEngine, ScoringConfig
@@ -91,8 +91,6 @@ def kafka_records(records: list[dict], partitions: int) -> int:
 def test_restarted_worker_carries_on_from_its_stored_state(
     kafka_bootstrap: str, tmp_path: Path, store: str
 ) -> None:
-    if not broker_end_offsets_are_exact(kafka_bootstrap):
-        pytest.skip("this broker reports end offsets by batch, so table recovery stops short")
     settings = settings_for(kafka_bootstrap, store)
     records = silent_account_stream()
     half = len(records) // 2

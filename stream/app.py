@@ -180,6 +180,11 @@ def create_app(settings: Settings) -> HealthApp:
             if write_behind.due(time.monotonic()):
                 await flush()
 
+    @app.on_partitions_assigned.connect
+    async def announce_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        mine = sorted(tp.partition for tp in assigned if tp.topic == settings.input_topic)
+        app.log.info("healthstream: scoring input partitions %s", mine)
+
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         partitions = {tp.partition for tp in revoked if tp.topic == settings.input_topic}

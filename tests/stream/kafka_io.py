@@ -48,3 +48,25 @@ async def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
             await producer.send_and_wait(topic, value, key=b"acct-bad")
     finally:
         await producer.stop()
+
+
+async def read_until_quiet(
+    bootstrap: str, topic: str, partitions: int, quiet_s: float = 3.0
+) -> list[Any]:
+    """Every record of the topic: read from the start until nothing new comes for ``quiet_s``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        last_new = time.monotonic()
+        while time.monotonic() - last_new < quiet_s:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                if batch:
+                    records.extend(batch)
+                    last_new = time.monotonic()
+    finally:
+        await consumer.stop()
+    return records

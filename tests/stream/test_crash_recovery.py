@@ -1,0 +1,179 @@
+"""Crashes and failover through the real Kafka protocol: state and outputs against replay.
+
+A worker killed with SIGKILL at random moments, twice, and stopped once with SIGTERM,
+ends with every account's state equal to ``healthstream replay`` over the same events,
+and the output topic holds every output replay gives (some perhaps twice, never one
+missing). Two workers in one group: one is killed, the other takes its partitions over
+with their state from the changelog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka_io import read_until_quiet
+
+from scoring.book import AccountBook
+from scoring.engine import HealthEngine, ScoringConfig
+from scoring.profile import load_profile
+from sinks import MemorySink
+from stream.app import FLUSH_MARK
+from stream.offsets import committed_input_records, wait_for_commits
+from stream.process import WorkerProcess
+from stream.produce import produce_records
+from stream.replay import replay
+from stream.settings import Settings
+from stream.synthetic import Scenario, generate
+from windows.snapshot import decode_state, encode_state
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(bootstrap: str) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return Settings(
+        bootstrap_servers=bootstrap,
+        app_id=f"hs-crash-{run}",
+        input_topic=f"telemetry-{run}",
+        output_topic=f"scores-{run}",
+        dead_letter_topic=f"deadletter-{run}",
+        partitions=4,
+        flush_interval_s=0.5,
+    )
+
+
+def _records(accounts: int, days: int, seed: int) -> list[dict[str, Any]]:
+    return list(generate(Scenario(accounts=accounts, days=days, seed=seed)))
+
+
+def _in_kafka(records: list[dict[str, Any]], partitions: int) -> int:
+    """How many Kafka records a list of events becomes: a tick goes to every partition."""
+    return sum(partitions if r["type"] == "tick" else 1 for r in records)
+
+
+def _expected(records: list[dict[str, Any]], settings: Settings) -> tuple[AccountBook, list[bytes]]:
+    sink = MemorySink()
+    engine = HealthEngine(ScoringConfig(load_profile(), settings.min_step))
+    lines = [orjson.dumps(r) for r in records]
+    book, _ = replay(lines, engine, sink)
+    return book, sorted(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for _, e in sink.events)
+
+
+def _final_states(settings: Settings) -> dict[str, bytes]:
+    """The latest snapshot of every account in the changelog, as the worker left it."""
+    changelog = f"{settings.app_id}-accounts-changelog"
+    latest: dict[str, bytes] = {}
+    for record in asyncio.run(read_until_quiet(settings.bootstrap_servers, changelog, 4)):
+        if record.key != FLUSH_MARK:
+            latest[record.key.decode()] = record.value
+    return latest
+
+
+def _comparable(blob: bytes) -> bytes:
+    """A snapshot without its input log position, which replay (no log) does not have."""
+    state = decode_state(blob)
+    state.log_partition = state.log_offset = -1
+    return encode_state(state)
+
+
+def _check_against_replay(settings: Settings, book: AccountBook, want: list[bytes]) -> None:
+    states = _final_states(settings)
+    assert set(states) == set(book.states)
+    mismatched = [
+        account
+        for account, blob in states.items()
+        if _comparable(blob) != encode_state(book.state(account))
+    ]
+    assert not mismatched, f"{len(mismatched)} accounts differ from replay, e.g. {mismatched[:3]}"
+    outputs = asyncio.run(read_until_quiet(settings.bootstrap_servers, settings.output_topic, 4))
+    got = [orjson.dumps(orjson.loads(r.value), option=orjson.OPT_SORT_KEYS) for r in outputs]
+    # at least once, and a repeat is the same output again: same account, seq and content
+    assert set(got) == set(want)
+    by_seq: dict[tuple[str, int], bytes] = {}
+    for raw in got:
+        out = orjson.loads(raw)
+        assert by_seq.setdefault((out["account_id"], out["seq"]), raw) == raw
+
+
+def _wait_for_progress(settings: Settings, at_least: int, worker: WorkerProcess) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if asyncio.run(committed_input_records(settings)) >= at_least:
+            return
+        assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+        time.sleep(0.3)
+    raise AssertionError(f"no progress to {at_least} committed records:\n{worker.log_tail()}")
+
+
+def test_sigkill_twice_and_sigterm_lose_nothing_and_count_nothing_twice(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    settings = _settings(kafka_bootstrap)
+    records = _records(accounts=150, days=45, seed=seed % 97)
+    total = _in_kafka(records, settings.partitions)
+    assert total > 20_000
+    book, want = _expected(records, settings)
+    asyncio.run(produce_records(settings, records))
+
+    for round_, (share, how) in enumerate(
+        [(0.15, signal.SIGKILL), (0.45, signal.SIGKILL), (0.7, signal.SIGTERM)]
+    ):
+        worker = WorkerProcess(settings, tmp_path / f"run-{round_}")
+        with worker:
+            _wait_for_progress(settings, int(total * share), worker)
+            time.sleep(rng.uniform(0.0, 1.5))  # a random moment past that point
+            worker.stop(how)
+        if how is signal.SIGKILL:
+            assert worker.proc is not None and worker.proc.returncode == -signal.SIGKILL
+    last = WorkerProcess(settings, tmp_path / "run-last")
+    with last:
+        assert asyncio.run(wait_for_commits(settings, total, timeout=240)), last.log_tail()
+        time.sleep(1.0)  # the final flush's writes are acknowledged before the commit
+    _check_against_replay(settings, book, want)
+
+
+def _assignments(worker: WorkerProcess) -> list[list[int]]:
+    """The input partitions the worker announced, assignment after assignment."""
+    found = re.findall(r"scoring input partitions \[([\d, ]*)\]", worker.log_path.read_text())
+    return [[int(p) for p in group.split(",") if p.strip()] for group in found]
+
+
+def test_a_second_worker_takes_over_a_killed_workers_partitions(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = _settings(kafka_bootstrap)
+    records = _records(accounts=80, days=40, seed=11)
+    half = len(records) // 2
+    total = _in_kafka(records, settings.partitions)
+    book, want = _expected(records, settings)
+    asyncio.run(produce_records(settings, records[:half]))
+    first = WorkerProcess(settings, tmp_path / "first").start()
+    second = WorkerProcess(settings, tmp_path / "second").start()
+    try:
+        assert asyncio.run(wait_for_commits(settings, _in_kafka(records[:half], 4), timeout=180)), (
+            first.log_tail() + second.log_tail()
+        )
+        owned = {w: _assignments(w) for w in (first, second)}
+        assert owned[first] and owned[first][-1], first.log_tail()
+        assert owned[second] and owned[second][-1], second.log_tail()  # both held a share
+        first.stop(signal.SIGKILL)
+        asyncio.run(produce_records(settings, records[half:]))
+        assert asyncio.run(wait_for_commits(settings, total, timeout=240)), second.log_tail()
+        time.sleep(1.0)
+        assert second.proc is not None and second.proc.poll() is None
+        assert _assignments(second)[-1] == [0, 1, 2, 3], second.log_tail()  # all of them now
+    finally:
+        first.stop(signal.SIGKILL)
+        second.stop()
+    _check_against_replay(settings, book, want)

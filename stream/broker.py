@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -54,6 +55,54 @@ async def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> str:
                     f"no Kafka broker answered at {bootstrap} in {timeout:g} s: {exc!r}"
                 ) from exc
         await asyncio.sleep(0.2)
+
+
+async def await_broker(
+    bootstrap: str,
+    report: Callable[[str], None],
+    first_delay: float = 1.0,
+    longest_delay: float = 30.0,
+    give_up_after: float = 0.0,
+) -> str:
+    """Wait for the broker, saying so, with exponential backoff and jitter between tries.
+
+    Returns the cluster id once it answers; with ``give_up_after`` > 0, raises BrokerError
+    when it has not answered in that many seconds."""
+    started = time.monotonic()
+    delay = first_delay
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # one line per try from us, not one per refused connect
+    try:
+        return await _retry(bootstrap, report, started, delay, longest_delay, give_up_after)
+    finally:
+        quiet.setLevel(level)
+
+
+async def _retry(
+    bootstrap: str,
+    report: Callable[[str], None],
+    started: float,
+    delay: float,
+    longest_delay: float,
+    give_up_after: float,
+) -> str:
+    while True:
+        try:
+            return await _cluster_id(bootstrap, 5.0)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            waited = time.monotonic() - started
+            if give_up_after > 0 and waited >= give_up_after:
+                raise BrokerError(
+                    f"no Kafka broker answered at {bootstrap} in {give_up_after:g} s: {exc}"
+                ) from exc
+            pause = delay * random.uniform(0.8, 1.2)
+            report(
+                f"no Kafka broker answers at {bootstrap} ({type(exc).__name__}); "
+                f"retrying in {pause:.1f} s"
+            )
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, longest_delay)
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
@@ -121,10 +170,20 @@ class EmbeddedBroker:
     ``start()`` runs an event loop of its own, so call it from synchronous code.
     """
 
-    def __init__(self, startup_timeout: float = 30.0, stop_grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        startup_timeout: float = 30.0,
+        stop_grace: float = 5.0,
+        port: int | None = None,
+        advertised: str | None = None,
+    ) -> None:
+        """``port``: listen there (else on a free port); ``advertised``: the ``host:port``
+        clients are told to connect to (else the listener's own)."""
         self.startup_timeout = startup_timeout
         self.stop_grace = stop_grace
         self.cluster_id = f"healthstream-{uuid.uuid4().hex[:12]}"
+        self.fixed_port = port
+        self.advertised = advertised
         self.port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
@@ -158,13 +217,14 @@ class EmbeddedBroker:
         self.workdir = Path(tempfile.mkdtemp(prefix="healthstream-tansu-"))
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV} | {"NO_COLOR": "1"}
         deadline = time.monotonic() + self.startup_timeout
-        for _ in range(_START_ATTEMPTS):
-            self.port = _free_port()
+        for _ in range(1 if self.fixed_port else _START_ATTEMPTS):
+            self.port = self.fixed_port or _free_port()
             url = f"tcp://{self.bootstrap}"
+            advertised = f"tcp://{self.advertised}" if self.advertised else url
             with open(self.log_path, "ab") as out:
                 self.proc = subprocess.Popen(
                     [binary, "broker", "--cluster-id", self.cluster_id]
-                    + ["--listener-url", url, "--advertised-listener-url", url],
+                    + ["--listener-url", url, "--advertised-listener-url", advertised],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -13,6 +14,7 @@ import orjson
 
 from scoring.profile import ProfileError
 from sinks import JsonlSink
+from stream.broker import BrokerError
 from stream.codec import BadEvent
 from stream.settings import Settings, SettingsError, load_settings
 
@@ -164,9 +166,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from stream.app import create_app
+    from stream.broker import await_broker
 
     settings = _settings(args)
     app = create_app(settings)
+    asyncio.run(
+        await_broker(
+            settings.bootstrap_servers,
+            lambda line: print(f"healthstream: {line}", file=sys.stderr, flush=True),
+            give_up_after=args.broker_wait,
+        )
+    )
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -209,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-cached-accounts", type=int, help="with rocksdb://, live states kept in memory"
     )
     p.add_argument("--loglevel", default="warning", help="log level (default: warning)")
+    p.add_argument(
+        "--broker-wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait for an unreachable broker before giving up (default 0: forever; "
+        "retries back off from 1 s to 30 s)",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("replay", help=cmd_replay.__doc__, description=cmd_replay.__doc__)
@@ -254,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: Any = args.func(args)
-    except (SettingsError, ProfileError, FileNotFoundError) as exc:
+    except (SettingsError, ProfileError, FileNotFoundError, BrokerError) as exc:
         print(f"healthstream: {exc}", file=sys.stderr)
         return 2
     return int(result or 0)

@@ -121,10 +121,12 @@ class HealthEngine:
             return False
         if state.api_driven:
             return True
+        # over the 30 complete days ending yesterday: the card is chosen once a day, and must
+        # not depend on how much of today had been seen when it was chosen
         return (
             gating.auto
-            and state.total(Series.API_CALLS, 30) >= gating.min_api_calls_30d
-            and state.active_days(Series.LOGINS, 30) <= gating.max_login_days_30d
+            and state.complete_total(Series.API_CALLS, 30) >= gating.min_api_calls_30d
+            and state.complete_active_days(Series.LOGINS, 30) <= gating.max_login_days_30d
         )
 
     # -- events and ticks ---------------------------------------------------------------------

@@ -65,6 +65,8 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     if state.total(SERIES_BY_NAME[p["series"]], 90) == 0:
         return None  # never used (or not in 90 days): no data, rather than a collapse
     last, prior = _usage_windows(state, p)
+    if last == 0 and prior == 0 and state.complete_total(SERIES_BY_NAME[p["series"]], 90) == 0:
+        return None  # only today so far: no complete day to judge a trend on
     if last == 0:
         return float(p["zero_points"])
     if prior == 0:

@@ -378,6 +378,28 @@ class AccountState:
         buckets = self.series[series]
         return 0 if buckets is None else buckets.active_days(window)
 
+    def complete_total(self, series: Series, window: int) -> float:
+        """The total of the ``window`` complete days ending yesterday."""
+        buckets = self.series[series]
+        if buckets is None:
+            return 0.0
+        clock = self.clock
+        return (
+            buckets.total(window)
+            - buckets.day_count(clock, clock)
+            + buckets.day_count(clock, clock - window)
+        )
+
+    def complete_active_days(self, series: Series, window: int) -> int:
+        """Active days among the ``window`` complete days ending yesterday."""
+        buckets = self.series[series]
+        if buckets is None:
+            return 0
+        clock = self.clock
+        today = 1 if buckets.day_count(clock, clock) else 0
+        leaving = 1 if buckets.day_count(clock, clock - window) else 0
+        return buckets.active_days(window) - today + leaving
+
     @property
     def tenure_days(self) -> int:
         """Days since the account's first event."""

@@ -52,7 +52,13 @@ def _settings(bootstrap: str) -> Settings:
 
 
 def _records(accounts: int, days: int, seed: int) -> list[dict[str, Any]]:
-    return list(generate(Scenario(accounts=accounts, days=days, seed=seed)))
+    """A synthetic stream in which every 40th event is sent twice, as a retrying producer does."""
+    out: list[dict[str, Any]] = []
+    for n, record in enumerate(generate(Scenario(accounts=accounts, days=days, seed=seed))):
+        out.append(record)
+        if record["type"] != "tick" and n % 40 == 0:
+            out.append(dict(record))
+    return out
 
 
 def _in_kafka(records: list[dict[str, Any]], partitions: int) -> int:
@@ -124,6 +130,8 @@ def test_sigkill_twice_and_sigterm_lose_nothing_and_count_nothing_twice(
     total = _in_kafka(records, settings.partitions)
     assert total > 20_000
     book, want = _expected(records, settings)
+    resent = sum(1 for a, b in zip(records, records[1:], strict=False) if a == b)
+    assert resent > 400
     asyncio.run(produce_records(settings, records))
 
     for round_, (share, how) in enumerate(

@@ -1,5 +1,27 @@
-"""Destinations for output events, each behind the one ``Sink`` interface."""
+"""Destinations for output events, behind two small contracts: ``Sink`` and ``AsyncSink``.
 
-from sinks.base import JsonlSink, MemorySink, Sink
+See docs/sinks.md for which to use where and how the webhook signs its requests.
+"""
 
-__all__ = ["JsonlSink", "MemorySink", "Sink"]
+from sinks.adapters import BlockingSink, ThreadedSink
+from sinks.base import AsyncSink, FanOutSink, JsonlFileSink, JsonlSink, MemorySink, Sink
+from sinks.history import HistoryEntry, HistoryError, ScoreHistory
+from sinks.webhook import DeliveryFailure, RetryPolicy, WebhookSink, verify_signature
+
+__all__ = [
+    "AsyncSink",
+    "BlockingSink",
+    "DeliveryFailure",
+    "FanOutSink",
+    "HistoryEntry",
+    "HistoryError",
+    "JsonlFileSink",
+    "JsonlSink",
+    "MemorySink",
+    "RetryPolicy",
+    "ScoreHistory",
+    "Sink",
+    "ThreadedSink",
+    "WebhookSink",
+    "verify_signature",
+]

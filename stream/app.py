@@ -19,6 +19,8 @@ import faust
 import orjson
 from faust.types import TP, Message
 
+from sinks import AsyncSink, DeliveryFailure
+from stream.destinations import build_sinks
 from stream.intake import BatchTransport
 from stream.settings import Settings, build_engine
 from stream.worker import (
@@ -37,8 +39,17 @@ FLUSH_MARK = b"\x00healthstream-flush"
 class HealthApp(faust.App):
     """A Faust app whose consumer hands the input topic over in batches."""
 
+    #: destinations besides the output topic (see ``stream.destinations``)
+    healthstream_sinks: list[AsyncSink] = []
+
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
+
+    async def on_stop(self) -> None:
+        """Deliver what the sinks still hold (or hand it to the dead-letter topic) first."""
+        for sink in self.healthstream_sinks:
+            await sink.aclose()
+        await super().on_stop()
 
 
 def account_states(table: Any, settings: Settings) -> StrKeyedBytesStore | RocksAccountStates:
@@ -89,6 +100,21 @@ def create_app(settings: Settings) -> HealthApp:
     write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)
     lock = asyncio.Lock()
     send = app.producer.send
+
+    async def to_dead_letters(event: dict[str, Any], failure: DeliveryFailure) -> None:
+        """An output a sink gave up on goes to the dead-letter topic with the reason."""
+        headers = [
+            ("reason", failure.reason.encode()),
+            ("error", failure.error.encode()),
+            ("attempts", str(failure.attempts).encode()),
+            ("source_topic", settings.output_topic.encode()),
+        ]
+        key = str(event.get("account_id", "")).encode()
+        await (
+            await send(settings.dead_letter_topic, key, orjson.dumps(event), None, None, headers)
+        )
+
+    sinks = app.healthstream_sinks = build_sinks(settings, to_dead_letters)
 
     async def publish(result: BatchResult) -> list[asyncio.Future[Any]]:
         pending = []
@@ -156,6 +182,8 @@ def create_app(settings: Settings) -> HealthApp:
                 for partition, offset in last.items():
                     accounts.data.set_persisted_offset(TP(changelog_topic, partition), offset)
         states.trim()
+        # a commit must not cover an output a sink has not delivered (or given up on)
+        await asyncio.gather(*(sink.drain() for sink in sinks))
         ack = app.consumer.ack
         for message in unacked:
             ack(message)
@@ -169,6 +197,9 @@ def create_app(settings: Settings) -> HealthApp:
             pending = await publish(result)
             if pending:
                 await asyncio.gather(*pending)
+            if sinks and result.outputs:
+                outputs = [out for _, out, _ in result.outputs]
+                await asyncio.gather(*(sink.deliver_batch(outputs) for sink in sinks))
             write_behind.add(result.touched, messages)
             if write_behind.due(time.monotonic()):
                 await flush()

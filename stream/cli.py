@@ -13,7 +13,7 @@ from typing import IO, Any
 import orjson
 
 from scoring.profile import ProfileError
-from sinks import JsonlSink
+from sinks import HistoryError, JsonlSink
 from stream.broker import BrokerError
 from stream.codec import BadEvent
 from stream.settings import Settings, SettingsError, load_settings
@@ -80,11 +80,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from stream.settings import build_engine
 
     settings = _settings(args)
-    sink = (
+    out = (
         JsonlSink(sys.stdout.buffer)
         if args.out == "-"
         else JsonlSink(open(args.out, "wb"), close_stream=True)
     )
+    sink: Any = out
+    if args.history:
+        from sinks import FanOutSink, ScoreHistory
+
+        sink = FanOutSink(out, ScoreHistory(args.history))
 
     def report(lineno: int, exc: BadEvent) -> None:
         if args.verbose:
@@ -101,7 +106,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     summary = (
         f"replay: {stats.events:,} events, {stats.ticks:,} ticks, {len(book.states):,} accounts, "
-        f"{sink.delivered:,} outputs in {elapsed:.2f} s "
+        f"{out.delivered:,} outputs in {elapsed:.2f} s "
         f"({stats.records / max(elapsed, 1e-9):,.0f} records/s)"
     )
     if stats.duplicates:
@@ -232,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("events", help="JSONL file of contract events ('-' for stdin)")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("-v", "--verbose", action="store_true", help="report each rejected line")
+    p.add_argument(
+        "--history",
+        help="also keep every output in a score history: sqlite:///FILE or postgresql://…",
+    )
     _add_common(p, kafka=False)
     p.set_defaults(func=cmd_replay)
 
@@ -271,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: Any = args.func(args)
-    except (SettingsError, ProfileError, FileNotFoundError, BrokerError) as exc:
+    except (SettingsError, ProfileError, FileNotFoundError, BrokerError, HistoryError) as exc:
         print(f"healthstream: {exc}", file=sys.stderr)
         return 2
     return int(result or 0)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from stream.settings import Settings
+from stream.settings import ENVIRONMENT, Settings
 
 
 class WorkerProcess:
@@ -58,10 +58,16 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
+        defaults = Settings()
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
-            "HEALTHSTREAM_DEAD_LETTER_TOPIC": self.settings.dead_letter_topic,
+            # every setting the environment can carry and these settings change
+            **{
+                var: str(getattr(self.settings, name))
+                for var, name in ENVIRONMENT.items()
+                if getattr(self.settings, name) != getattr(defaults, name)
+            },
         }
         self.proc = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ ENVIRONMENT = {
     "HEALTHSTREAM_APP_ID": "app_id",
     "HEALTHSTREAM_DEAD_LETTER_TOPIC": "dead_letter_topic",
     "HEALTHSTREAM_STORE": "store",
+    "HEALTHSTREAM_HISTORY_URL": "history_url",
+    "HEALTHSTREAM_OUTPUT_FILE": "output_file",
+    "HEALTHSTREAM_WEBHOOK_URL": "webhook_url",
+    "HEALTHSTREAM_WEBHOOK_SECRET": "webhook_secret",
 }
 
 
@@ -58,6 +62,16 @@ class Settings:
     #: with RocksDB, how many accounts' live states stay cached in memory
     max_cached_accounts: int = 100_000
     data_dir: str = ".healthstream-data"
+    #: where every output is also kept: sqlite:///scores.db or postgresql://… ("" : nowhere)
+    history_url: str = ""
+    #: a JSONL file every output is appended to ("" : none)
+    output_file: str = ""
+    #: an HTTP endpoint every output is POSTed to, signed with ``webhook_secret``
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    webhook_max_attempts: int = 5
+    webhook_timeout_s: float = 10.0
+    webhook_queue_size: int = 1000
     web_port: int = 6066
     web_enabled: bool = False
     session_timeout_s: float = 10.0

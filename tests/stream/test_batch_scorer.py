@@ -8,6 +8,7 @@ from scoring.profile import load_profile
 from sinks import MemorySink
 from stream.replay import replay
 from stream.worker import BatchScorer, InputRecord, StrKeyedBytesStore, WriteBehind
+from windows.account import Series
 
 PARTITIONS = 3
 
@@ -124,3 +125,27 @@ def test_roll_back_returns_to_the_recovered_or_last_flushed_snapshot() -> None:
     second.process(records[half:])
     store.roll_back(list(touched))
     assert {a.encode(): second.snapshot(a) for a in touched} == recovered
+
+
+def test_too_old_events_are_dead_lettered_and_resends_counted_not_applied() -> None:
+    day = 20_454 * 86_400_000
+
+    def line(event_id: str, ts: int) -> bytes:
+        return orjson.dumps(
+            {"event_id": event_id, "account_id": "a", "type": "login", "ts": ts, "value": 2}
+        )
+
+    scorer = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    result = scorer.process(
+        [
+            InputRecord(0, 0, line("now", day)),
+            InputRecord(0, 1, line("now", day)),  # the producer resent it
+            InputRecord(0, 2, line("ancient", day - 100 * 86_400_000)),
+        ]
+    )
+    assert [(d.reason, d.record.offset) for d in result.dead_letters] == [("too_old", 2)]
+    assert "90 days" in result.dead_letters[0].message
+    assert scorer.counters["duplicates"] == 1
+    assert scorer.book.state("a").total(Series.LOGINS, 14) == 2
+    again = scorer.process([InputRecord(0, 0, line("now", day))])  # read again: skipped
+    assert not again.outputs and scorer.counters["already_applied"] == 1

@@ -23,6 +23,7 @@ from sinks import AsyncSink, DeliveryFailure
 from stream.destinations import build_sinks
 from stream.intake import BatchTransport
 from stream.settings import Settings, build_engine
+from stream.web import RecentChanges, add_account_views
 from stream.worker import (
     BatchResult,
     BatchScorer,
@@ -71,6 +72,14 @@ def create_app(settings: Settings) -> HealthApp:
         autodiscover=False,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
+        **(
+            {
+                "web_host": settings.web_host,
+                "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+            }
+            if settings.web_host
+            else {}
+        ),
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
@@ -115,6 +124,17 @@ def create_app(settings: Settings) -> HealthApp:
         )
 
     sinks = app.healthstream_sinks = build_sinks(settings, to_dead_letters)
+    recent = RecentChanges()
+
+    def local_accounts() -> list[str]:
+        """The accounts of the input partitions this worker holds."""
+        if isinstance(states, StrKeyedBytesStore):
+            return list(states)
+        held = {tp.partition for tp in app.assignor.assigned_actives()}
+        return [a for p in sorted(held) for a in states.keys_in_partition(p)]
+
+    if settings.web_enabled:
+        add_account_views(app, accounts, scorer, engine, recent, local_accounts)
 
     async def publish(result: BatchResult) -> list[asyncio.Future[Any]]:
         pending = []
@@ -197,6 +217,8 @@ def create_app(settings: Settings) -> HealthApp:
             pending = await publish(result)
             if pending:
                 await asyncio.gather(*pending)
+            if result.outputs:
+                recent.add(out for _, out, _ in result.outputs)
             if sinks and result.outputs:
                 outputs = [out for _, out, _ in result.outputs]
                 await asyncio.gather(*(sink.deliver_batch(outputs) for sink in sinks))

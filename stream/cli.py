@@ -30,6 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "output_topic": getattr(args, "output_topic", None),
         "tick_interval_s": getattr(args, "tick_interval", None),
         "web_port": getattr(args, "web_port", None),
+        "web_host": getattr(args, "web_host", None),
         "web_enabled": True if getattr(args, "web", False) else None,
         "data_dir": getattr(args, "data_dir", None),
         "store": getattr(args, "store", None),
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-interval", type=float, help="seconds between wall-clock ticks (0: off)")
     p.add_argument("--web", action="store_true", help="serve the worker's HTTP API")
     p.add_argument("--web-port", type=int, help="HTTP port (default 6066)")
+    p.add_argument("--web-host", help="host name other workers reach this one at")
     p.add_argument("--data-dir", help="local state directory")
     p.add_argument("--store", help="table store: memory:// (default) or rocksdb://")
     p.add_argument(

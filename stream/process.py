@@ -53,6 +53,8 @@ class WorkerProcess:
         ]
         if s.profile_path:
             cmd += ["--profile", s.profile_path]
+        if s.web_enabled:
+            cmd += ["--web", "--web-port", str(s.web_port), "--web-host", s.web_host or "127.0.0.1"]
         return cmd
 
     def start(self) -> WorkerProcess:

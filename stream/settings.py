@@ -73,6 +73,8 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_queue_size: int = 1000
     web_port: int = 6066
+    #: the host other workers reach this one's HTTP API at ("" : this machine's name)
+    web_host: str = ""
     web_enabled: bool = False
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0

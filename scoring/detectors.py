@@ -122,20 +122,20 @@ def _latest_drop(
     found = None
     i = 4
     while i < WEEKS:
-        mean, sd = _mean_sd(daily[7 * (i - 4) : 7 * i])
-        baseline, noise = 7 * mean, sd * 7**0.5
-        if (
-            baseline >= p["min_baseline_per_week"]
-            and weeks[i] < p["dip_ratio"] * baseline
-            and baseline - weeks[i] >= p["z"] * noise
-        ):
-            j = i + 1
-            while j < WEEKS and weeks[j] < p["recover_ratio"] * baseline:
-                j += 1
-            found = (i, baseline, noise, j if j < WEEKS else None)
-            i = j + 1
-        else:
+        baseline = (weeks[i - 4] + weeks[i - 3] + weeks[i - 2] + weeks[i - 1]) / 4
+        if baseline < p["min_baseline_per_week"] or weeks[i] >= p["dip_ratio"] * baseline:
             i += 1
+            continue
+        # the noise only where the ratio already says "drop": this runs on every event
+        noise = _mean_sd(daily[7 * (i - 4) : 7 * i])[1] * 7**0.5
+        if baseline - weeks[i] < p["z"] * noise:
+            i += 1
+            continue
+        j = i + 1
+        while j < WEEKS and weeks[j] < p["recover_ratio"] * baseline:
+            j += 1
+        found = (i, baseline, noise, j if j < WEEKS else None)
+        i = j + 1
     return found
 
 
@@ -176,18 +176,24 @@ def weakening_rebounds(
 ) -> Finding | None:
     """Repeated drops, each rebound weaker than the level before it. A drop is a week below
     ``dip_ratio`` of the first four weeks' level and ``z`` weekly deviations under it."""
-    mean, sd = _mean_sd(daily[:28])
-    base = 7 * mean
+    base = (weeks[0] + weeks[1] + weeks[2] + weeks[3]) / 4
     if base < p["min_baseline_per_week"]:
         return None
-    dip = min(p["dip_ratio"] * base, base - p["z"] * sd * 7**0.5)
-    troughs = [
-        i
-        for i in range(4, WEEKS)
-        if weeks[i] < dip
-        and weeks[i] <= weeks[i - 1]
-        and (i == WEEKS - 1 or weeks[i] < weeks[i + 1])
-    ]
+
+    def troughs_below(dip: float) -> list[int]:
+        return [
+            i
+            for i in range(4, WEEKS)
+            if weeks[i] < dip
+            and weeks[i] <= weeks[i - 1]
+            and (i == WEEKS - 1 or weeks[i] < weeks[i + 1])
+        ]
+
+    # the ratio first (cheap, on every event); the noise only when it finds two troughs
+    if len(troughs_below(p["dip_ratio"] * base)) < 2:
+        return None
+    dip = min(p["dip_ratio"] * base, base - p["z"] * _mean_sd(daily[:28])[1] * 7**0.5)
+    troughs = troughs_below(dip)
     if len(troughs) < 2:
         return None
     levels = [base]

@@ -103,7 +103,8 @@ def create_app(settings: Settings) -> HealthApp:
         value_type=bytes,
     )
     states = account_states(accounts, settings)
-    scorer = BatchScorer(engine, states)
+    skew = int(settings.max_future_skew_s * 1000) or None
+    scorer = BatchScorer(engine, states, skew)
     changelog_topic = accounts.changelog_topic.get_topic_name()
 
     write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)

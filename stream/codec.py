@@ -15,6 +15,30 @@ import orjson
 from windows.telemetry import COUNT_TYPES, EventType, TelemetryEvent
 
 MAX_EVENT_BYTES = 64 * 1024
+#: events further ahead of the worker's clock than this are refused (``future``)
+DEFAULT_MAX_FUTURE_SKEW_MS = 3_600_000
+#: timestamps outside 2000-01-01 .. 2200-01-01 are refused as nonsense (``bad_ts``)
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 7_258_118_400_000
+#: every reason a record can be refused for, by the decoder or (``too_old``) the core
+REASONS = frozenset(
+    {
+        "empty",
+        "oversized",
+        "not_utf8",
+        "not_json",
+        "not_object",
+        "missing_field",
+        "unknown_type",
+        "bad_ts",
+        "future",
+        "bad_value",
+        "bad_field",
+        "bad_attrs",
+        "too_old",
+        "unprocessable",
+    }
+)
 _TYPES = {t.value: t for t in EventType}
 _CHAMPION_STATUSES = ("assigned", "departed")
 
@@ -89,6 +113,32 @@ def _check_champion(attrs: dict[str, Any], value: float) -> None:
         raise BadEvent("bad_attrs", f"attrs.status must be one of {_CHAMPION_STATUSES}")
 
 
+def _check_manual_override(attrs: dict[str, Any], value: float) -> None:
+    """A CSM's override: ``set`` a held score until ``expires_at``, or ``clear`` it.
+
+    Normalises ``expires_at`` (ISO-8601 with an offset, or epoch ms) to ``expires_at_ms``."""
+    action = attrs.get("action", "set")
+    if action not in ("set", "clear"):
+        raise BadEvent("bad_attrs", f"attrs.action must be 'set' or 'clear', got {action!r}")
+    reason = attrs.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadEvent("bad_attrs", "attrs.reason is required: say why the score is overridden")
+    for key in ("author", "override_id"):
+        if key in attrs and not isinstance(attrs[key], str):
+            raise BadEvent("bad_attrs", f"attrs.{key} must be a string, got {attrs[key]!r}")
+    if action == "clear":
+        return
+    if "score" not in attrs:
+        raise BadEvent("bad_attrs", "attrs.score is required to set an override")
+    _check_number(attrs, "score", 0, 100)
+    if "expires_at" not in attrs:
+        raise BadEvent("bad_attrs", "attrs.expires_at is required: an override must end")
+    try:
+        attrs["expires_at_ms"] = parse_ts(attrs["expires_at"])
+    except BadEvent as exc:
+        raise BadEvent("bad_attrs", f"attrs.expires_at: {exc}") from None
+
+
 def _check_facts(attrs: dict[str, Any], value: float) -> None:
     _check_date(attrs, "contract_start")
     _check_date(attrs, "renewal_date")
@@ -103,31 +153,47 @@ _ATTR_CHECKS = {
     EventType.NPS_RESPONSE: _check_nps,
     EventType.CHAMPION_CHANGED: _check_champion,
     EventType.ACCOUNT_FACTS: _check_facts,
+    EventType.MANUAL_OVERRIDE: _check_manual_override,
 }
 _NUMBER_TYPES = (int, float)
 
 
-def decode_event(raw: bytes) -> TelemetryEvent:
-    """Validate one record; raises ``BadEvent`` naming what is wrong."""
+def decode_event(
+    raw: bytes, *, now_ms: int | None = None, max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
+) -> TelemetryEvent:
+    """Validate one record; raises ``BadEvent`` naming what is wrong, and nothing else.
+
+    With ``now_ms``, an event (or tick) more than ``max_future_skew_ms`` ahead of it is
+    refused as ``future``: a clock that runs ahead would age every window at once."""
+    if not raw:
+        raise BadEvent("empty", "record has no value")
     if len(raw) > MAX_EVENT_BYTES:
         raise BadEvent("oversized", f"record of {len(raw)} bytes exceeds {MAX_EVENT_BYTES}")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadEvent("not_json", f"not JSON (or not UTF-8): {exc}") from None
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise BadEvent("not_utf8", f"not UTF-8 at byte {bad.start}") from None
+        raise BadEvent("not_json", f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise BadEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    return event_from_mapping(obj)
+    event = event_from_mapping(obj)
+    if now_ms is not None and event.ts_ms > now_ms + max_future_skew_ms:
+        ahead = (event.ts_ms - now_ms) / 1000
+        raise BadEvent("future", f"ts is {ahead:,.0f} s ahead of the worker's clock")
+    return event
 
 
 def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
     """Validate a parsed record; the common case takes one pass of cheap checks."""
-    etype = _TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    kind = obj.get("type")
+    etype = _TYPES.get(kind) if type(kind) is str else None
     if etype is None:
-        kind = obj.get("type")
         if not isinstance(kind, str):
-            raise BadEvent("missing_field", f"type must be a string, got {kind!r}")
-        raise BadEvent("unknown_type", f"unknown event type {kind!r}")
+            raise BadEvent("missing_field", f"type must be a string, got {kind!r:.80}")
+        raise BadEvent("unknown_type", f"unknown event type {kind!r:.80}")
     ts = obj.get("ts")
     if type(ts) is int:
         ts_ms = ts
@@ -135,6 +201,8 @@ def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
         raise BadEvent("missing_field", "ts is required")
     else:
         ts_ms = parse_ts(ts)
+    if not MIN_TS_MS <= ts_ms < MAX_TS_MS:
+        raise BadEvent("bad_ts", f"ts {ts_ms} ms is outside 2000-2200: not a real event time")
     if etype is EventType.TICK:
         return TelemetryEvent("", "", etype, ts_ms)
     event_id = obj.get("event_id")

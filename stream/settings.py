@@ -46,6 +46,9 @@ class Settings:
     min_step: int = 5
     #: how many of each account's latest event ids are remembered, to drop resent events
     dedup_memory: int = 32
+    #: events further ahead of the worker's clock than this go to the dead-letter topic
+    #: as ``future`` (0: accept any time)
+    max_future_skew_s: float = 3600.0
     #: most records fetched per batch (each event is still scored on its own)
     batch_max: int = 10_000
     #: account snapshots are written to the changelog at most once per flush: a flush comes

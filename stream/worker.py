@@ -5,6 +5,8 @@ Nothing here knows about Faust: ``stream.app`` feeds records in and sends what c
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
 from stream.codec import BadEvent, decode_event
 from windows.snapshot import encode_state
 from windows.telemetry import EventType
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +175,14 @@ class BatchScorer:
     """Applies a batch of records to the account book and says what to write where."""
 
     def __init__(
-        self, engine: HealthEngine, states: StrKeyedBytesStore | RocksAccountStates
+        self,
+        engine: HealthEngine,
+        states: StrKeyedBytesStore | RocksAccountStates,
+        max_future_skew_ms: int | None = None,
     ) -> None:
+        """``max_future_skew_ms``: refuse events further ahead of the wall clock (None: none)."""
         self.book = AccountBook(engine, states)
+        self.max_future_skew_ms = max_future_skew_ms
         self.states = states
         self.counters: Counter[str] = Counter()
         #: the highest offset applied per input partition: a record at or below it is
@@ -189,6 +198,8 @@ class BatchScorer:
         touched = result.touched
         book = self.book
         applied = self.applied
+        skew = self.max_future_skew_ms
+        now_ms = None if skew is None else int(time.time() * 1000)
         for record in records:
             if record.offset <= applied.get(record.partition, -1):
                 self.counters["already_applied"] += 1
@@ -197,7 +208,10 @@ class BatchScorer:
             try:
                 if record.value is None:
                     raise BadEvent("empty", "record has no value")
-                event = decode_event(record.value)
+                if now_ms is None:
+                    event = decode_event(record.value)
+                else:
+                    event = decode_event(record.value, now_ms=now_ms, max_future_skew_ms=skew)
             except BadEvent as exc:
                 result.dead_letters.append(DeadLetter(record, exc.reason, str(exc)))
                 self.counters[f"dead_letter:{exc.reason}"] += 1
@@ -222,6 +236,13 @@ class BatchScorer:
             except EventTooOld as exc:
                 result.dead_letters.append(DeadLetter(record, "too_old", str(exc)))
                 self.counters["dead_letter:too_old"] += 1
+                continue
+            except Exception as exc:  # a record must never stop the worker: park it
+                log.exception(
+                    "could not apply the record at %s:%s", record.partition, record.offset
+                )
+                result.dead_letters.append(DeadLetter(record, "unprocessable", repr(exc)))
+                self.counters["dead_letter:unprocessable"] += 1
                 continue
             if event.account_id not in touched:
                 touched[event.account_id] = record.partition

@@ -149,3 +149,19 @@ def test_too_old_events_are_dead_lettered_and_resends_counted_not_applied() -> N
     assert scorer.book.state("a").total(Series.LOGINS, 14) == 2
     again = scorer.process([InputRecord(0, 0, line("now", day))])  # read again: skipped
     assert not again.outputs and scorer.counters["already_applied"] == 1
+
+
+def test_events_from_the_future_are_dead_lettered_against_the_wall_clock() -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    scorer = BatchScorer(engine(), StrKeyedBytesStore({}, {}), max_future_skew_ms=3_600_000)
+    event = b'{"event_id":"%s","account_id":"a","type":"login","ts":%d}'
+    result = scorer.process(
+        [
+            InputRecord(0, 0, event % (b"soon", now + 60_000)),
+            InputRecord(0, 1, event % (b"later", now + 86_400_000)),
+        ]
+    )
+    assert [(d.reason, d.record.offset) for d in result.dead_letters] == [("future", 1)]
+    assert scorer.counters["dead_letter:future"] == 1

@@ -47,3 +47,43 @@ def test_invalid_events_are_refused_by_both(record: dict) -> None:
     assert not VALIDATOR.is_valid(record)
     with pytest.raises(BadEvent):
         decode_event(orjson.dumps(record))
+
+
+T = 1767225600000
+OVERRIDE = {"event_id": "o1", "account_id": "a", "type": "manual_override", "ts": T}
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"score": 45, "reason": "re-org at the customer", "expires_at": "2026-02-01T00:00:00Z"},
+        {"score": 45, "reason": "re-org", "expires_at": T + 86_400_000, "author": "lee"},
+        {"action": "clear", "reason": "talked to the new VP", "override_id": "o1"},
+    ],
+)
+def test_manual_overrides_are_accepted_by_both(attrs: dict) -> None:
+    record = {**OVERRIDE, "attrs": attrs}
+    VALIDATOR.validate(record)
+    event = decode_event(orjson.dumps(record))
+    if attrs.get("action") != "clear":
+        assert event.attrs["expires_at_ms"] > T
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"score": 45, "expires_at": "2026-02-01T00:00:00Z"},  # no reason
+        {"score": 45, "reason": " ", "expires_at": "2026-02-01T00:00:00Z"},
+        {"score": 120, "reason": "r", "expires_at": "2026-02-01T00:00:00Z"},
+        {"score": 45, "reason": "r"},  # never ends
+        {"reason": "r", "expires_at": "2026-02-01T00:00:00Z"},  # holds what?
+        {"action": "pause", "reason": "r"},
+        {"score": 45, "reason": "r", "expires_at": "next week"},
+    ],
+)
+def test_bad_manual_overrides_are_refused_by_both(attrs: dict) -> None:
+    record = {**OVERRIDE, "attrs": attrs}
+    assert not VALIDATOR.is_valid(record)
+    with pytest.raises(BadEvent) as refused:
+        decode_event(orjson.dumps(record))
+    assert refused.value.reason == "bad_attrs"

@@ -67,7 +67,7 @@ def test_worker_matches_replay_and_dead_letters_bad_input(
 
     assert sorted(r.value for r in dead) == sorted(BAD)
     headers = [dict(r.headers) for r in dead]
-    assert {h["reason"] for h in headers} == {b"not_json", b"unknown_type"}
+    assert {h["reason"] for h in headers} == {b"not_json", b"unknown_type", b"not_utf8"}
     assert all(h["source_topic"] == settings.input_topic.encode() for h in headers)
     assert all(int(h["source_offset"]) >= 0 for h in headers)
 

@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> HealthApp:
     )
     states = account_states(accounts, settings)
     skew = int(settings.max_future_skew_s * 1000) or None
-    scorer = BatchScorer(engine, states, skew)
+    scorer = BatchScorer(engine, states, skew, settings.unknown_types == "skip")
     changelog_topic = accounts.changelog_topic.get_topic_name()
 
     write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)

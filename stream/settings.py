@@ -25,7 +25,19 @@ ENVIRONMENT = {
     "HEALTHSTREAM_OUTPUT_FILE": "output_file",
     "HEALTHSTREAM_WEBHOOK_URL": "webhook_url",
     "HEALTHSTREAM_WEBHOOK_SECRET": "webhook_secret",
+    "HEALTHSTREAM_METRICS_PORT": "metrics_port",
+    "HEALTHSTREAM_METRICS_ADDR": "metrics_addr",
+    "KAFKA_SECURITY_PROTOCOL": "kafka_security_protocol",
+    "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
+    "KAFKA_SASL_USERNAME": "kafka_sasl_username",
+    "KAFKA_SASL_PASSWORD": "kafka_sasl_password",
+    "KAFKA_SSL_CAFILE": "kafka_ssl_cafile",
+    "KAFKA_SSL_CERTFILE": "kafka_ssl_certfile",
+    "KAFKA_SSL_KEYFILE": "kafka_ssl_keyfile",
+    "KAFKA_SSL_KEY_PASSWORD": "kafka_ssl_key_password",
 }
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class SettingsError(ValueError):
@@ -49,6 +61,9 @@ class Settings:
     #: events further ahead of the worker's clock than this go to the dead-letter topic
     #: as ``future`` (0: accept any time)
     max_future_skew_s: float = 3600.0
+    #: what to do with an event of a type this version does not know: "dead_letter" it,
+    #: or "skip" it with a counter (for producers that run ahead of the workers)
+    unknown_types: str = "dead_letter"
     #: most records fetched per batch (each event is still scored on its own)
     batch_max: int = 10_000
     #: account snapshots are written to the changelog at most once per flush: a flush comes
@@ -82,6 +97,22 @@ class Settings:
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0
     rebalance_timeout_s: float = 10.0
+    #: port of the worker's Prometheus metrics (``GET /metrics``); 0: not served
+    metrics_port: int = 9464
+    #: the address the metrics server listens on ("0.0.0.0": every interface)
+    metrics_addr: str = "0.0.0.0"
+    #: how every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    kafka_security_protocol: str = "PLAINTEXT"
+    #: with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, and the user's name and password
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    #: with SSL or SASL_SSL: the CA bundle brokers are verified against ("": the system's),
+    #: and a client certificate and key for brokers that ask for one
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: str = field(default="", repr=False)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """A validated copy with the given fields replaced (None values are ignored)."""
@@ -116,6 +147,10 @@ class Settings:
             raise SettingsError(f"partitions: must be at least 1, got {result.partitions}")
         if not result.store.startswith(("memory://", "rocksdb://")):
             raise SettingsError(f"store: {result.store!r} (use memory:// or rocksdb://)")
+        if result.unknown_types not in ("dead_letter", "skip"):
+            raise SettingsError(
+                f"unknown_types: {result.unknown_types!r} (use dead_letter or skip)"
+            )
         if result.dedup_memory < 1:
             raise SettingsError(f"dedup_memory: must be at least 1, got {result.dedup_memory}")
         if result.min_step < 1:

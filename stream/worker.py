@@ -179,10 +179,14 @@ class BatchScorer:
         engine: HealthEngine,
         states: StrKeyedBytesStore | RocksAccountStates,
         max_future_skew_ms: int | None = None,
+        skip_unknown_types: bool = False,
     ) -> None:
         """``max_future_skew_ms``: refuse events further ahead of the wall clock (None: none)."""
         self.book = AccountBook(engine, states)
         self.max_future_skew_ms = max_future_skew_ms
+        #: count events of types this contract does not know instead of dead-lettering them
+        #: (a producer ahead of the worker's version)
+        self.skip_unknown_types = skip_unknown_types
         self.states = states
         self.counters: Counter[str] = Counter()
         #: the highest offset applied per input partition: a record at or below it is
@@ -213,6 +217,9 @@ class BatchScorer:
                 else:
                     event = decode_event(record.value, now_ms=now_ms, max_future_skew_ms=skew)
             except BadEvent as exc:
+                if exc.reason == "unknown_type" and self.skip_unknown_types:
+                    self.counters["skipped:unknown_type"] += 1
+                    continue
                 result.dead_letters.append(DeadLetter(record, exc.reason, str(exc)))
                 self.counters[f"dead_letter:{exc.reason}"] += 1
                 continue

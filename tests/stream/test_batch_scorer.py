@@ -165,3 +165,14 @@ def test_events_from_the_future_are_dead_lettered_against_the_wall_clock() -> No
     )
     assert [(d.reason, d.record.offset) for d in result.dead_letters] == [("future", 1)]
     assert scorer.counters["dead_letter:future"] == 1
+
+
+def test_unknown_types_are_dead_lettered_or_skipped_with_a_counter() -> None:
+    raw = b'{"event_id":"x","account_id":"a","type":"hologram_viewed","ts":1767225600000}'
+    strict = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    assert [d.reason for d in strict.process([InputRecord(0, 0, raw)]).dead_letters] == [
+        "unknown_type"
+    ]
+    lenient = BatchScorer(engine(), StrKeyedBytesStore({}, {}), skip_unknown_types=True)
+    assert not lenient.process([InputRecord(0, 0, raw)]).dead_letters
+    assert lenient.counters["skipped:unknown_type"] == 1

@@ -1,13 +1,16 @@
 """Decode raw telemetry records (contract version 1) into ``TelemetryEvent`` values.
 
 Every rejection raises ``BadEvent`` with a short machine-readable ``reason`` and a human
-message, so the worker can dead-letter the record and count it by reason.
+message, so the worker can dead-letter the record and count it by reason. For any bytes
+at all the decoder returns an event or raises ``BadEvent``, never anything else, and an
+event it returns can be applied to an account without error.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,7 +23,11 @@ DEFAULT_MAX_FUTURE_SKEW_MS = 3_600_000
 #: timestamps outside 2000-01-01 .. 2200-01-01 are refused as nonsense (``bad_ts``)
 MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 7_258_118_400_000
-#: every reason a record can be refused for, by the decoder or (``too_old``) the core
+#: the largest count, seat number or days late one event may carry: far above any real
+#: one, and small enough that a day's window sums stay exact
+MAX_COUNT = 10**9
+#: every reason a record can be refused for, by the decoder or (``too_old``,
+#: ``unprocessable``) by the worker applying it
 REASONS = frozenset(
     {
         "empty",
@@ -41,6 +48,17 @@ REASONS = frozenset(
 )
 _TYPES = {t.value: t for t in EventType}
 _CHAMPION_STATUSES = ("assigned", "departed")
+_OVERRIDE_ACTIONS = ("set", "clear")
+#: ISO-8601 date-times as the schema states them: calendar date, time, an offset
+_ISO_TS = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)"
+)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: contract dates are days 1970-01-01 .. 2199-12-31 (day -1 means "none" to the core)
+_MIN_DATE, _MAX_DATE = date(1970, 1, 1), date(2199, 12, 31)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 class BadEvent(ValueError):
@@ -51,106 +69,173 @@ class BadEvent(ValueError):
         self.reason = reason
 
 
+def _missing(name: str, got: Any) -> BadEvent:
+    """An identifying field absent, or not a non-empty string."""
+    if got is None:
+        return BadEvent("missing_field", f"{name} is required")
+    return BadEvent("missing_field", f"{name} must be a non-empty string, got {got!r:.80}")
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def parse_ts(value: Any) -> int:
-    """Epoch milliseconds from epoch milliseconds or ISO-8601 text with an offset."""
-    if _is_number(value):
+def parse_ts(value: Any, name: str = "ts") -> int:
+    """Epoch milliseconds from epoch milliseconds or ISO-8601 text with an offset.
+
+    Refuses (``bad_ts``) anything else and any time outside 2000-2200: a ``ts`` in
+    seconds, or a date-time's year typed wrong, would otherwise move the clock decades."""
+    if type(value) is int:
+        ms = value
+    elif _is_number(value):
         if not math.isfinite(value):
-            raise BadEvent("bad_ts", f"ts is not finite: {value!r}")
-        return int(value)
-    if isinstance(value, str):
+            raise BadEvent("bad_ts", f"{name} is not finite: {value!r}")
+        ms = int(value)
+    elif isinstance(value, str):
+        if _ISO_TS.fullmatch(value) is None:
+            raise BadEvent("bad_ts", f"{name} is not ISO-8601 with a UTC offset: {value!r:.80}")
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadEvent("bad_ts", f"ts is not ISO-8601: {value!r}") from None
-        if parsed.tzinfo is None:
-            raise BadEvent("bad_ts", f"ts has no UTC offset: {value!r}")
-        return int(parsed.timestamp() * 1000)
-    raise BadEvent("bad_ts", f"ts must be epoch milliseconds or ISO-8601 text, got {value!r}")
+        except ValueError as exc:
+            raise BadEvent("bad_ts", f"{name} is not a valid time: {value!r}: {exc}") from None
+        ms = (parsed - _EPOCH) // _MS
+    else:
+        raise BadEvent(
+            "bad_ts", f"{name} must be epoch milliseconds or ISO-8601 text, got {value!r:.80}"
+        )
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
+        raise BadEvent("bad_ts", f"{name} {value!r:.80} is outside 2000-2200: not a real time")
+    return ms
 
 
 def _check_date(attrs: dict[str, Any], key: str) -> None:
-    if key in attrs:
+    if key not in attrs:
+        return
+    text = attrs[key]
+    day = None
+    if type(text) is str and _ISO_DATE.fullmatch(text) is not None:
         try:
-            date.fromisoformat(str(attrs[key])[:10])
-        except ValueError:
-            raise BadEvent("bad_attrs", f"attrs.{key} is not an ISO date: {attrs[key]!r}") from None
+            day = date.fromisoformat(text)
+        except ValueError:  # a day the calendar does not have, e.g. 2026-02-30
+            pass
+    if day is None:
+        raise BadEvent("bad_attrs", f"attrs.{key} must be an ISO date (YYYY-MM-DD): {text!r:.80}")
+    if not _MIN_DATE <= day <= _MAX_DATE:
+        raise BadEvent("bad_attrs", f"attrs.{key} {text} is outside 1970-2199")
 
 
 def _check_number(attrs: dict[str, Any], key: str, lo: float, hi: float = math.inf) -> None:
     if key in attrs:
         v = attrs[key]
         if not _is_number(v) or not math.isfinite(v) or not lo <= v <= hi:
-            raise BadEvent("bad_attrs", f"attrs.{key} must be a number in [{lo:g}, {hi:g}]: {v!r}")
+            raise BadEvent(
+                "bad_attrs", f"attrs.{key} must be a number in [{lo:g}, {hi:g}]: {v!r:.80}"
+            )
 
 
-def _check_api_calls(attrs: dict[str, Any], value: float) -> None:
-    _check_number(attrs, "errors", 0, value)
+def _check_string(attrs: dict[str, Any], key: str) -> None:
+    if key in attrs and type(attrs[key]) is not str:
+        raise BadEvent("bad_attrs", f"attrs.{key} must be a string, got {attrs[key]!r:.80}")
 
 
-def _check_resolved(attrs: dict[str, Any], value: float) -> None:
+def _check_api_calls(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    if "errors" in attrs:
+        errors = attrs["errors"]
+        if not _is_number(errors) or not 0 <= errors <= value or errors != int(errors):
+            raise BadEvent(
+                "bad_attrs",
+                f"attrs.errors must be a whole number from 0 to value ({value:g}): {errors!r:.80}",
+            )
+    return attrs
+
+
+def _check_feature(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_string(attrs, "feature")
+    return attrs
+
+
+def _check_ticket(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_string(attrs, "ticket_id")
+    return attrs
+
+
+def _check_resolved(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_ticket(attrs, value, ts_ms)
     _check_number(attrs, "csat", 1, 5)
+    return attrs
 
 
-def _check_invoice(attrs: dict[str, Any], value: float) -> None:
-    _check_number(attrs, "days_late", 0)
+def _check_invoice(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_number(attrs, "days_late", 0, MAX_COUNT)
+    return attrs
 
 
-def _check_email(attrs: dict[str, Any], value: float) -> None:
+def _check_email(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
     _check_number(attrs, "response_hours", 0)
+    return attrs
 
 
-def _check_nps(attrs: dict[str, Any], value: float) -> None:
-    if not 0 <= value <= 10:
-        raise BadEvent("bad_value", f"an NPS response is 0-10, got {value!r}")
-
-
-def _check_champion(attrs: dict[str, Any], value: float) -> None:
+def _check_champion(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
     if attrs.get("status", "assigned") not in _CHAMPION_STATUSES:
-        raise BadEvent("bad_attrs", f"attrs.status must be one of {_CHAMPION_STATUSES}")
+        raise BadEvent(
+            "bad_attrs",
+            f"attrs.status must be one of {_CHAMPION_STATUSES}, got {attrs['status']!r:.80}",
+        )
+    return attrs
 
 
-def _check_manual_override(attrs: dict[str, Any], value: float) -> None:
+def _check_facts(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_string(attrs, "segment")
+    _check_string(attrs, "plan")
+    _check_number(attrs, "seats", 0, MAX_COUNT)
+    if "api_driven" in attrs and type(attrs["api_driven"]) is not bool:
+        raise BadEvent(
+            "bad_attrs", f"attrs.api_driven must be true or false, got {attrs['api_driven']!r:.80}"
+        )
+    _check_date(attrs, "contract_start")
+    _check_date(attrs, "renewal_date")
+    return attrs
+
+
+def _check_manual_override(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
     """A CSM's override: ``set`` a held score until ``expires_at``, or ``clear`` it.
 
-    Normalises ``expires_at`` (ISO-8601 with an offset, or epoch ms) to ``expires_at_ms``."""
+    Returns the attrs with ``expires_at`` (ISO-8601 with an offset, or epoch ms) also as
+    ``expires_at_ms``, in a new dict: the caller's mapping is left as it was."""
     action = attrs.get("action", "set")
-    if action not in ("set", "clear"):
-        raise BadEvent("bad_attrs", f"attrs.action must be 'set' or 'clear', got {action!r}")
+    if action not in _OVERRIDE_ACTIONS:
+        raise BadEvent("bad_attrs", f"attrs.action must be 'set' or 'clear', got {action!r:.80}")
     reason = attrs.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
+    if type(reason) is not str or not reason.strip():
         raise BadEvent("bad_attrs", "attrs.reason is required: say why the score is overridden")
-    for key in ("author", "override_id"):
-        if key in attrs and not isinstance(attrs[key], str):
-            raise BadEvent("bad_attrs", f"attrs.{key} must be a string, got {attrs[key]!r}")
+    _check_string(attrs, "author")
+    _check_string(attrs, "override_id")
     if action == "clear":
-        return
+        return attrs
     if "score" not in attrs:
         raise BadEvent("bad_attrs", "attrs.score is required to set an override")
     _check_number(attrs, "score", 0, 100)
     if "expires_at" not in attrs:
         raise BadEvent("bad_attrs", "attrs.expires_at is required: an override must end")
     try:
-        attrs["expires_at_ms"] = parse_ts(attrs["expires_at"])
+        expires_ms = parse_ts(attrs["expires_at"], "expires_at")
     except BadEvent as exc:
-        raise BadEvent("bad_attrs", f"attrs.expires_at: {exc}") from None
-
-
-def _check_facts(attrs: dict[str, Any], value: float) -> None:
-    _check_date(attrs, "contract_start")
-    _check_date(attrs, "renewal_date")
-    _check_number(attrs, "seats", 0)
+        raise BadEvent("bad_attrs", f"attrs.{exc}") from None
+    if expires_ms <= ts_ms:
+        raise BadEvent(
+            "bad_attrs", f"attrs.expires_at {attrs['expires_at']!r} is not after the event's ts"
+        )
+    return {**attrs, "expires_at_ms": expires_ms}
 
 
 _ATTR_CHECKS = {
     EventType.API_CALLS: _check_api_calls,
+    EventType.FEATURE_USED: _check_feature,
+    EventType.SUPPORT_TICKET_OPENED: _check_ticket,
+    EventType.SUPPORT_TICKET_ESCALATED: _check_ticket,
     EventType.SUPPORT_TICKET_RESOLVED: _check_resolved,
     EventType.INVOICE_PAID: _check_invoice,
     EventType.EMAIL_REPLIED: _check_email,
-    EventType.NPS_RESPONSE: _check_nps,
     EventType.CHAMPION_CHANGED: _check_champion,
     EventType.ACCOUNT_FACTS: _check_facts,
     EventType.MANUAL_OVERRIDE: _check_manual_override,
@@ -172,12 +257,13 @@ def decode_event(
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        # told apart only here, so that the common case pays for one UTF-8 check, orjson's
         try:
-            raw.decode("utf-8")
+            bytes(raw).decode("utf-8")
         except UnicodeDecodeError as bad:
             raise BadEvent("not_utf8", f"not UTF-8 at byte {bad.start}") from None
         raise BadEvent("not_json", f"not JSON: {exc}") from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise BadEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
     event = event_from_mapping(obj)
     if now_ms is not None and event.ts_ms > now_ms + max_future_skew_ms:
@@ -191,34 +277,41 @@ def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
     kind = obj.get("type")
     etype = _TYPES.get(kind) if type(kind) is str else None
     if etype is None:
-        if not isinstance(kind, str):
-            raise BadEvent("missing_field", f"type must be a string, got {kind!r:.80}")
+        if type(kind) is not str:
+            raise _missing("type", kind)
         raise BadEvent("unknown_type", f"unknown event type {kind!r:.80}")
     ts = obj.get("ts")
-    if type(ts) is int:
+    if type(ts) is int and MIN_TS_MS <= ts < MAX_TS_MS:
         ts_ms = ts
     elif ts is None:
         raise BadEvent("missing_field", "ts is required")
     else:
         ts_ms = parse_ts(ts)
-    if not MIN_TS_MS <= ts_ms < MAX_TS_MS:
-        raise BadEvent("bad_ts", f"ts {ts_ms} ms is outside 2000-2200: not a real event time")
     if etype is EventType.TICK:
         return TelemetryEvent("", "", etype, ts_ms)
     event_id = obj.get("event_id")
     account_id = obj.get("account_id")
     if type(event_id) is not str or not event_id:
-        raise BadEvent("missing_field", f"event_id must be a non-empty string, got {event_id!r}")
+        raise _missing("event_id", event_id)
     if type(account_id) is not str or not account_id:
-        raise BadEvent("missing_field", f"account_id must be a non-empty string: {account_id!r}")
+        raise _missing("account_id", account_id)
     value = obj.get("value", 1)
     if type(value) not in _NUMBER_TYPES or not math.isfinite(value):
-        raise BadEvent("bad_value", f"value must be a finite number, got {value!r}")
-    if etype in COUNT_TYPES and (value < 0 or value != int(value)):
-        raise BadEvent("bad_value", f"{etype.value} counts are non-negative integers: {value!r}")
+        raise BadEvent("bad_value", f"value must be a finite number, got {value!r:.80}")
+    if etype in COUNT_TYPES:
+        if not 0 <= value <= MAX_COUNT or value != int(value):
+            raise BadEvent(
+                "bad_value",
+                f"{etype.value} counts are whole numbers from 0 to {MAX_COUNT:,}: {value!r}",
+            )
+    elif etype is EventType.NPS_RESPONSE:
+        if "value" not in obj:
+            raise BadEvent("bad_value", "an NPS response needs its 0-10 score in value")
+        if not 0 <= value <= 10:
+            raise BadEvent("bad_value", f"an NPS response is 0-10, got {value!r}")
     user_id = obj.get("user_id")
     if user_id is not None and type(user_id) is not str:
-        raise BadEvent("bad_field", f"user_id must be a string, got {user_id!r}")
+        raise BadEvent("bad_field", f"user_id must be a string, got {user_id!r:.80}")
     attrs = obj.get("attrs")
     if attrs is None:
         attrs = {}
@@ -226,7 +319,7 @@ def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
         raise BadEvent("bad_field", f"attrs must be an object, got {type(attrs).__name__}")
     check = _ATTR_CHECKS.get(etype)
     if check is not None:
-        check(attrs, value)
+        attrs = check(attrs, value, ts_ms)
     return TelemetryEvent(event_id, account_id, etype, ts_ms, value, user_id, attrs)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -21,8 +21,9 @@ from faust.types import TP, Message
 
 from sinks import AsyncSink, DeliveryFailure
 from stream.destinations import build_sinks
-from stream.intake import BatchTransport
-from stream.settings import Settings, build_engine
+from stream.intake import BatchConsumer, BatchTransport
+from stream.metrics import MetricsServer, WorkerMetrics, register_sinks
+from stream.settings import Settings, build_engine, kafka_ssl_context
 from stream.web import RecentChanges, add_account_views
 from stream.worker import (
     BatchResult,
@@ -42,15 +43,41 @@ class HealthApp(faust.App):
 
     #: destinations besides the output topic (see ``stream.destinations``)
     healthstream_sinks: list[AsyncSink] = []
+    #: serves ``/metrics`` from start-up, table recovery included (see ``stream.metrics``)
+    healthstream_metrics_server: MetricsServer | None = None
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
+
+    async def on_start(self) -> None:
+        if self.healthstream_metrics_server is not None:
+            self.healthstream_metrics_server.start()
+        await super().on_start()
 
     async def on_stop(self) -> None:
         """Deliver what the sinks still hold (or hand it to the dead-letter topic) first."""
         for sink in self.healthstream_sinks:
             await sink.aclose()
         await super().on_stop()
+        if self.healthstream_metrics_server is not None:
+            self.healthstream_metrics_server.stop()
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's credentials for the settings' Kafka security protocol (None: PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = kafka_ssl_context(settings)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    # with an SSL context Faust speaks SASL_SSL, without one SASL_PLAINTEXT
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
 
 
 def account_states(table: Any, settings: Settings) -> StrKeyedBytesStore | RocksAccountStates:
@@ -59,6 +86,14 @@ def account_states(table: Any, settings: Settings) -> StrKeyedBytesStore | Rocks
         return RocksAccountStates(table.data, settings.max_cached_accounts)
     # the memory store holds snapshot bytes (after recovery) or live AccountState objects
     return StrKeyedBytesStore(table.data.data, table.data._key_partition)
+
+
+def accounts_held(states: StrKeyedBytesStore | RocksAccountStates, table: Any) -> int:
+    """How many accounts this worker's table holds; with RocksDB, RocksDB's own estimate."""
+    if isinstance(states, StrKeyedBytesStore):
+        return len(states)
+    databases = list(table.data._dbs.values())
+    return sum(db.property_int_value("rocksdb.estimate-num-keys") or 0 for db in databases)
 
 
 def create_app(settings: Settings) -> HealthApp:
@@ -80,6 +115,7 @@ def create_app(settings: Settings) -> HealthApp:
             if settings.web_host
             else {}
         ),
+        broker_credentials=broker_credentials(settings),
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
@@ -125,6 +161,23 @@ def create_app(settings: Settings) -> HealthApp:
         )
 
     sinks = app.healthstream_sinks = build_sinks(settings, to_dead_letters)
+
+    def table_recovery() -> tuple[bool, int]:
+        """Whether the table is recovering, and how many changelog records it has to read."""
+        recovery = app.tables._recovery  # type: ignore[attr-defined]
+        if recovery is None:  # Faust creates it when the worker starts, on the worker's loop
+            raise LookupError("table recovery has not started yet")
+        return recovery.in_recovery, recovery.active_remaining_total()
+
+    metrics = WorkerMetrics(
+        consumer_lag=lambda: cast(BatchConsumer, app.consumer).input_lag(),
+        accounts_tracked=lambda: accounts_held(states, accounts),
+        recovery=table_recovery,
+    )
+    register_sinks(metrics, sinks)
+    app.healthstream_metrics_server = MetricsServer(
+        metrics.registry, settings.metrics_port, settings.metrics_addr
+    )
     recent = RecentChanges()
 
     def local_accounts() -> list[str]:
@@ -214,7 +267,9 @@ def create_app(settings: Settings) -> HealthApp:
             InputRecord(m.partition, m.offset, m.value, int(m.timestamp * 1000)) for m in messages
         ]
         async with lock:
+            started = time.perf_counter()
             result = scorer.process(records)
+            scored = time.perf_counter()
             pending = await publish(result)
             if pending:
                 await asyncio.gather(*pending)
@@ -226,6 +281,13 @@ def create_app(settings: Settings) -> HealthApp:
             write_behind.add(result.touched, messages)
             if write_behind.due(time.monotonic()):
                 await flush()
+            metrics.observe_batch(
+                scorer.counters,
+                result,
+                len(records),
+                scored - started,
+                time.perf_counter() - started,
+            )
 
     @app.timer(settings.flush_interval_s)
     async def flush_when_quiet() -> None:

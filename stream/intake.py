@@ -43,6 +43,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def input_lag(self) -> dict[int, int]:
+        """Per assigned input partition, the records past the committed offset.
+
+        End offsets are the highwater marks of the last fetch and committed offsets the
+        last commit's: numbers aiokafka and Faust already hold, so the metrics server's
+        thread can read them without a request. Faust records a commit at offset 0 as
+        None, the same as none yet: both count from offset 0. A broker that reports an end
+        short of the last record (Tansu: its last batch's first offset + 1) can make the
+        difference negative: that reads as 0.
+        """
+        topic = cast(Any, self.app).healthstream_input_topic
+        committed = self._committed_offset
+        lag: dict[int, int] = {}
+        for tp in self.assignment():
+            if tp.topic != topic:
+                continue
+            end = self.highwater(tp)
+            if end is not None:
+                lag[tp.partition] = max(end - (committed.get(tp) or 0), 0)
+        return lag
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - via worker
         app = cast(Any, self.app)
         handler: BatchHandler = app.healthstream_batch_handler

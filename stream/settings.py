@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -155,7 +156,95 @@ class Settings:
             raise SettingsError(f"dedup_memory: must be at least 1, got {result.dedup_memory}")
         if result.min_step < 1:
             raise SettingsError(f"min_step: must be at least 1, got {result.min_step}")
-        return result
+        if not 0 <= result.metrics_port <= 65535:
+            raise SettingsError(f"metrics_port: must be 0 to 65535, got {result.metrics_port}")
+        return _checked_kafka_security(result)
+
+
+def _checked_kafka_security(settings: Settings) -> Settings:
+    """Protocol and mechanism upper-cased and known; credentials given where they are used.
+
+    Secrets never appear in these messages: only the names of the settings do."""
+    protocol = settings.kafka_security_protocol.upper()
+    mechanism = settings.kafka_sasl_mechanism.upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"kafka_security_protocol: {settings.kafka_security_protocol!r} "
+            f"(use one of {', '.join(SECURITY_PROTOCOLS)})"
+        )
+    if mechanism not in SASL_MECHANISMS:
+        raise SettingsError(
+            f"kafka_sasl_mechanism: {settings.kafka_sasl_mechanism!r} "
+            f"(use one of {', '.join(SASL_MECHANISMS)})"
+        )
+    sasl = protocol.startswith("SASL_")
+    given = [
+        name for name in ("kafka_sasl_username", "kafka_sasl_password") if getattr(settings, name)
+    ]
+    if sasl and len(given) < 2:
+        raise SettingsError(
+            f"kafka_sasl_username and kafka_sasl_password: both required with "
+            f"kafka_security_protocol {protocol} (env KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD)"
+        )
+    if given and not sasl:
+        raise SettingsError(
+            f"{given[0]}: given, but kafka_security_protocol {protocol} does not use it "
+            "(use SASL_PLAINTEXT or SASL_SSL)"
+        )
+    tls_files = [
+        name
+        for name in (
+            "kafka_ssl_cafile",
+            "kafka_ssl_certfile",
+            "kafka_ssl_keyfile",
+            "kafka_ssl_key_password",
+        )
+        if getattr(settings, name)
+    ]
+    if tls_files and protocol not in ("SSL", "SASL_SSL"):
+        raise SettingsError(
+            f"{tls_files[0]}: given, but kafka_security_protocol {protocol} does not use TLS "
+            "(use SSL or SASL_SSL)"
+        )
+    if bool(settings.kafka_ssl_certfile) != bool(settings.kafka_ssl_keyfile):
+        raise SettingsError("kafka_ssl_certfile and kafka_ssl_keyfile: give both or neither")
+    return replace(settings, kafka_security_protocol=protocol, kafka_sasl_mechanism=mechanism)
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of SSL and SASL_SSL connections, from the settings' files; else None."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"kafka_ssl_cafile: {settings.kafka_ssl_cafile}: {exc}") from None
+    if settings.kafka_ssl_certfile:
+        try:
+            context.load_cert_chain(
+                settings.kafka_ssl_certfile,
+                settings.kafka_ssl_keyfile,
+                password=settings.kafka_ssl_key_password or None,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(
+                f"kafka_ssl_certfile, kafka_ssl_keyfile: {settings.kafka_ssl_certfile}, "
+                f"{settings.kafka_ssl_keyfile}: {exc}"
+            ) from None
+    return context
+
+
+def kafka_client_options(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments for every aiokafka client (producer, consumer, admin)."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    context = kafka_ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
 
 
 def load_settings(
@@ -163,16 +252,19 @@ def load_settings(
     cli: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    settings = Settings()
+    # one validation over every source together: settings that go in pairs (a SASL user in
+    # the file, its password in the environment) may come from different sources
+    overrides: dict[str, Any] = {}
     if config_file is not None:
         try:
             data = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{config_file}: {exc}") from exc
-        settings = settings.with_overrides(data.get("healthstream", data))
+        overrides.update(data.get("healthstream", data))
     env = os.environ if environ is None else environ
-    settings = settings.with_overrides({field: env.get(var) for var, field in ENVIRONMENT.items()})
-    return settings.with_overrides(cli or {})
+    overrides.update({field: env[var] for var, field in ENVIRONMENT.items() if var in env})
+    overrides.update({key: value for key, value in (cli or {}).items() if value is not None})
+    return Settings().with_overrides(overrides)
 
 
 def build_engine(settings: Settings) -> HealthEngine:

@@ -43,6 +43,8 @@ class BatchResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: account id → partition, for every account whose state the batch changed
     touched: dict[str, int] = field(default_factory=dict)
+    #: the newest event time (``ts``, epoch ms) among the batch's events and ticks; -1: none
+    newest_event_ms: int = -1
 
 
 class StrKeyedBytesStore(MutableMapping[str, Any]):
@@ -223,6 +225,8 @@ class BatchScorer:
                 result.dead_letters.append(DeadLetter(record, exc.reason, str(exc)))
                 self.counters[f"dead_letter:{exc.reason}"] += 1
                 continue
+            if event.ts_ms > result.newest_event_ms:
+                result.newest_event_ms = event.ts_ms
             if event.type is EventType.TICK:
                 outputs, advanced = book.tick(
                     event.ts_ms, self.states.keys_in_partition(record.partition)

@@ -1,0 +1,409 @@
+"""The worker's Prometheus metrics, in a registry of their own, served on ``/metrics``.
+
+Counters and histograms move once per batch: ``WorkerMetrics.observe_batch`` takes the
+deltas of ``BatchScorer.counters`` and the batch's acknowledged outputs. Gauges whose
+numbers someone else keeps (consumer offsets, table recovery, the account table) are read
+when Prometheus scrapes, from the callables the worker hands over.
+
+The server is prometheus_client's own, on a thread of its own, rather than a view on
+Faust's web server: it answers while the event loop works through a large batch or a
+table recovery (Faust starts its web server only once recovery is over), and whether or
+not the worker serves its HTTP API.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from threading import Thread
+from typing import Any, NamedTuple, TypeVar
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from scoring.profile import ZONES
+from sinks import AsyncSink, JsonlFileSink, ScoreHistory, ThreadedSink, WebhookSink
+from stream.codec import REASONS
+from stream.worker import BatchResult
+from windows.telemetry import EventType
+
+log = logging.getLogger(__name__)
+
+#: every zone an account can be in: the profile's bands, and onboarding before them
+ACCOUNT_ZONES = (*ZONES, "onboarding")
+#: every kind of output event, counted from the first batch on
+OUTPUT_KINDS = ("score_changed", "override_applied", "override_cleared", "alert")
+#: scoring time per event: from a microsecond to a tenth of a second
+EVENT_SECONDS_BUCKETS = (
+    1e-6,
+    2.5e-6,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    1e-2,
+    0.1,
+)
+#: a whole batch, scoring to acknowledgements: from a millisecond to half a minute
+BATCH_SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+T = TypeVar("T")
+
+
+class SinkCounts(NamedTuple):
+    """A sink's own running totals: events delivered, given up on, and retried attempts."""
+
+    deliveries: int
+    failures: int = 0
+    retries: int = 0
+
+
+class WorkerMetrics:
+    """Every metric of one worker, in its own ``CollectorRegistry``.
+
+    The readers are called at scrape time, on the metrics server's thread:
+    ``consumer_lag`` gives records past the committed offset per input partition,
+    ``accounts_tracked`` the accounts in this worker's table, and ``recovery`` whether the
+    table is recovering and how many changelog records it still has to read.
+    """
+
+    def __init__(
+        self,
+        consumer_lag: Callable[[], Mapping[int, int]] | None = None,
+        accounts_tracked: Callable[[], int] | None = None,
+        recovery: Callable[[], tuple[bool, int]] | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.events = Counter(
+            "healthstream_events",
+            "Input records applied, by event type (tick for time ticks).",
+            ["type"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "healthstream_dead_letters",
+            "Input records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "healthstream_duplicates_skipped",
+            "Events skipped because their account had already applied their event_id.",
+            registry=registry,
+        )
+        self.reread = Counter(
+            "healthstream_records_reread",
+            "Records skipped because their offset was already applied (a seek back).",
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "healthstream_records_skipped",
+            "Records skipped on purpose without a dead letter, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.event_seconds = Histogram(
+            "healthstream_event_processing_seconds",
+            "Scoring time per event (decode, apply, rescore): each batch's mean per record, "
+            "observed once per batch.",
+            buckets=EVENT_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "healthstream_batch_duration_seconds",
+            "Time to handle one fetched batch: scoring, sending outputs and dead letters, "
+            "waiting for their acknowledgements, and delivering to the sinks.",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.outputs = Counter(
+            "healthstream_outputs",
+            "Output events acknowledged by the output topic, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.zone_accounts = Gauge(
+            "healthstream_accounts_by_zone",
+            "Accounts per zone, from the score changes this worker emitted since it started "
+            "(sum over all workers of a group).",
+            ["zone"],
+            registry=registry,
+        )
+        for event_type in EventType:
+            self.events.labels(type=event_type.value)
+        for reason in sorted(REASONS):
+            self.dead_letters.labels(reason=reason)
+        for kind in OUTPUT_KINDS:
+            self.outputs.labels(kind=kind)
+        for zone in ACCOUNT_ZONES:
+            self.zone_accounts.labels(zone=zone)
+        #: the newest event time (epoch ms) of any batch so far; -1: none yet
+        self.newest_event_ms = -1
+        self._seen: dict[str, int] = {}
+        self.sinks: dict[str, Callable[[], SinkCounts]] = {}
+        registry.register(_LiveGauges(self, consumer_lag, accounts_tracked, recovery))
+        registry.register(_SinkCounters(self.sinks))
+
+    def register_sink(self, name: str, read: Callable[[], SinkCounts]) -> None:
+        """Expose a sink's plain counters, read by ``read`` at every scrape, as ``sink=name``."""
+        if name in self.sinks:
+            raise ValueError(f"sink {name!r}: already registered")
+        self.sinks[name] = read
+
+    def observe_batch(
+        self,
+        counters: Mapping[str, int],
+        result: BatchResult,
+        records: int,
+        scoring_s: float,
+        batch_s: float,
+    ) -> None:
+        """Count a handled batch: the scorer's running ``counters`` (their growth since the
+        last batch), its acknowledged outputs, its newest event time and its timings."""
+        seen = self._seen
+        for key, total in counters.items():
+            grown = total - seen.get(key, 0)
+            if grown <= 0:
+                continue
+            seen[key] = total
+            group, _, label = key.partition(":")
+            if group == "events":
+                self.events.labels(type=label).inc(grown)
+            elif group == "ticks":
+                self.events.labels(type=EventType.TICK.value).inc(grown)
+            elif group == "dead_letter":
+                self.dead_letters.labels(reason=label).inc(grown)
+            elif group == "duplicates":
+                self.duplicates.inc(grown)
+            elif group == "already_applied":
+                self.reread.inc(grown)
+            elif group == "skipped":
+                self.skipped.labels(reason=label).inc(grown)
+        self.observe_outputs(out for _, out, _ in result.outputs)
+        if result.newest_event_ms > self.newest_event_ms:
+            self.newest_event_ms = result.newest_event_ms
+        if records:
+            self.event_seconds.observe(scoring_s / records)
+        self.batch_seconds.observe(batch_s)
+
+    def observe_outputs(self, outputs: Iterable[Mapping[str, Any]]) -> None:
+        """Count outputs by kind, and move accounts between zones on each score change."""
+        kinds: Tally[str] = Tally()
+        zones: Tally[str] = Tally()
+        for out in outputs:
+            kind = out["kind"]
+            kinds[kind] += 1
+            if kind == "score_changed":
+                zones[out["zone"]] += 1
+                if out.get("previous_zone"):
+                    zones[out["previous_zone"]] -= 1
+        for kind, n in kinds.items():
+            self.outputs.labels(kind=kind).inc(n)
+        for zone, n in zones.items():
+            if n:
+                self.zone_accounts.labels(zone=zone).inc(n)
+
+
+def register_sinks(metrics: WorkerMetrics, sinks: Sequence[AsyncSink]) -> None:
+    """Feed the running totals the worker's sinks keep into ``healthstream_sink_*``."""
+    for sink in sinks:
+        found = _sink_totals(sink.sink if isinstance(sink, ThreadedSink) else sink)
+        if found is not None:
+            metrics.register_sink(*found)
+
+
+def _sink_totals(sink: object) -> tuple[str, Callable[[], SinkCounts]] | None:
+    """A sink's name on ``/metrics`` and how to read its totals; None for a sink with none."""
+    if isinstance(sink, WebhookSink):
+        webhook = sink
+        return "webhook", lambda: SinkCounts(webhook.delivered, webhook.failed, webhook.retries)
+    if isinstance(sink, ScoreHistory):
+        history = sink
+        # an event already stored (an output sent again after a restart) counts as delivered
+        return "history", lambda: SinkCounts(history.written + history.duplicates)
+    if isinstance(sink, JsonlFileSink):
+        jsonl = sink
+        return "file", lambda: SinkCounts(jsonl.delivered)
+    return None
+
+
+def series_names(registry: CollectorRegistry) -> set[str]:
+    """Every series name the registry exposes (``_total``, ``_bucket``, … included): what
+    a dashboard or an alerting rule may query."""
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "summary": ("", "_count", "_sum", "_created"),
+        "gauge": ("",),
+    }
+    return {
+        family.name + suffix
+        for family in registry.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
+
+
+class _LiveGauges(Collector):
+    """Gauges read when Prometheus scrapes; a reading that fails is left out of that scrape."""
+
+    def __init__(
+        self,
+        metrics: WorkerMetrics,
+        consumer_lag: Callable[[], Mapping[int, int]] | None,
+        accounts_tracked: Callable[[], int] | None,
+        recovery: Callable[[], tuple[bool, int]] | None,
+    ) -> None:
+        self.metrics = metrics
+        self.consumer_lag = consumer_lag
+        self.accounts_tracked = accounts_tracked
+        self.recovery = recovery
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        lag, event_lag, tracked, recovering, remaining = self._families()
+        for partition, records in sorted((_read(self.consumer_lag) or {}).items()):
+            lag.add_metric([str(partition)], records)
+        newest = self.metrics.newest_event_ms
+        if newest >= 0:
+            event_lag.add_metric([], time.time() - newest / 1000)
+        count = _read(self.accounts_tracked)
+        if count is not None:
+            tracked.add_metric([], count)
+        state = _read(self.recovery)
+        if state is not None:
+            recovering.add_metric([], 1 if state[0] else 0)
+            remaining.add_metric([], max(state[1], 0))
+        return iter((lag, event_lag, tracked, recovering, remaining))
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "healthstream_consumer_lag_records",
+                "Input records not yet committed, per assigned partition: the end offset of "
+                "the last fetch minus the committed offset.",
+                labels=["partition"],
+            ),
+            GaugeMetricFamily(
+                "healthstream_event_time_lag_seconds",
+                "Now minus the newest event time (ts of an event or tick) the worker applied.",
+            ),
+            GaugeMetricFamily(
+                "healthstream_accounts_tracked",
+                "Accounts in this worker's table (with RocksDB, RocksDB's estimate).",
+            ),
+            GaugeMetricFamily(
+                "healthstream_table_recovery_active",
+                "1 while the account table is being recovered from its changelog, else 0.",
+            ),
+            GaugeMetricFamily(
+                "healthstream_table_recovery_remaining_records",
+                "Changelog records the account table still has to read to be recovered.",
+            ),
+        )
+
+
+class _SinkCounters(Collector):
+    """The sinks' own running totals, read when Prometheus scrapes."""
+
+    def __init__(self, sinks: Mapping[str, Callable[[], SinkCounts]]) -> None:
+        self.sinks = sinks
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        deliveries, failures, retries = self._families()
+        for name, read in sorted(self.sinks.items()):
+            counts = _read(read)
+            if counts is None:
+                continue
+            deliveries.add_metric([name], counts.deliveries)
+            failures.add_metric([name], counts.failures)
+            retries.add_metric([name], counts.retries)
+        return iter((deliveries, failures, retries))
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, ...]:
+        return (
+            CounterMetricFamily(
+                "healthstream_sink_deliveries",
+                "Output events a sink delivered (stored, written or accepted by the webhook).",
+                labels=["sink"],
+            ),
+            CounterMetricFamily(
+                "healthstream_sink_failures",
+                "Output events a sink gave up on (handed to the dead-letter topic).",
+                labels=["sink"],
+            ),
+            CounterMetricFamily(
+                "healthstream_sink_retries",
+                "Delivery attempts a sink made after the first, per event.",
+                labels=["sink"],
+            ),
+        )
+
+
+def _read(source: Callable[[], T] | None) -> T | None:
+    """What ``source`` reads now, or None when there is no source or it cannot answer."""
+    if source is None:
+        return None
+    try:
+        return source()
+    except Exception:  # a reading that races a rebalance must not fail the whole scrape
+        log.debug("metrics: a reading failed", exc_info=True)
+        return None
+
+
+class MetricsServer:
+    """Serves a registry over HTTP on its own thread; ``port`` 0 serves nothing."""
+
+    def __init__(self, registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> None:
+        self.registry = registry
+        self.port = port
+        self.addr = addr
+        self._server: WSGIServer | None = None
+        self._thread: Thread | None = None
+
+    def start(self) -> None:
+        """Listen, unless disabled or already listening.
+
+        A port already taken is logged and the worker carries on unobserved, rather than
+        stopping: scoring matters more than its metrics, and Prometheus then reports the
+        target down."""
+        if self.port == 0 or self._server is not None:
+            return
+        try:
+            self._server, self._thread = start_http_server(
+                self.port, self.addr, registry=self.registry
+            )
+        except OSError as exc:
+            log.error(
+                "healthstream: metrics not served: cannot listen on %s:%s: %s",
+                self.addr,
+                self.port,
+                exc.strerror or exc,
+            )
+            return
+        log.info("healthstream: metrics on http://%s:%s/metrics", self.addr, self.port)
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None

@@ -1,0 +1,316 @@
+"""The worker's Prometheus metrics: fed from real batches, read over HTTP, linted by promtool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kafka_io import produce_raw
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from scenarios import as_lines, silent_account_stream
+
+from scoring.engine import HealthEngine, ScoringConfig
+from scoring.profile import load_profile
+from sinks import JsonlFileSink, MemorySink, ScoreHistory, ThreadedSink
+from stream.metrics import (
+    ACCOUNT_ZONES,
+    OUTPUT_KINDS,
+    MetricsServer,
+    SinkCounts,
+    WorkerMetrics,
+    register_sinks,
+)
+from stream.offsets import wait_for_commits
+from stream.process import WorkerProcess
+from stream.produce import produce_records
+from stream.replay import replay
+from stream.settings import Settings
+from stream.worker import BatchScorer, InputRecord, StrKeyedBytesStore
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def engine() -> HealthEngine:
+    return HealthEngine(ScoringConfig(load_profile(), 5))
+
+
+def samples_of(text: str) -> Samples:
+    """Every sample of an exposition, by name and labels."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def final_zones(outputs: list[dict]) -> Counter[str]:
+    """How many accounts end in each zone, from their last score change."""
+    last: dict[str, dict] = {}
+    for out in outputs:
+        if out["kind"] == "score_changed":
+            last[out["account_id"]] = out
+    return Counter(out["zone"] for out in last.values())
+
+
+def test_batches_move_counters_by_type_reason_kind_and_zone() -> None:
+    records = silent_account_stream(accounts=4, days=40)
+    lines = as_lines(records)
+    resent = lines[-1]  # the last event sent again, under a new offset: a duplicate
+    bad = [b"not json at all", b'{"event_id":"x","account_id":"a","type":"warp","ts":1}']
+    first = [InputRecord(0, i, line) for i, line in enumerate(lines[:300])]
+    second = [InputRecord(0, i, line) for i, line in enumerate(lines[300:], start=300)]
+    n = len(lines)
+    second += [InputRecord(0, n + i, v) for i, v in enumerate([*bad, resent])]
+    second.append(first[-1])  # an offset read again after a seek back
+
+    scorer = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    metrics = WorkerMetrics()
+    outputs = []
+    for batch in (first, second):
+        result = scorer.process(batch)
+        metrics.observe_batch(scorer.counters, result, len(batch), 0.002, 0.01)
+        outputs += [out for _, out, _ in result.outputs]
+    got = samples_of(generate_latest(metrics.registry).decode())
+
+    by_type = Counter(r["type"] for r in records)
+    for event_type, count in by_type.items():
+        assert value(got, "healthstream_events_total", type=event_type) == count
+    assert value(got, "healthstream_events_total", type="email_replied") == 0
+    assert value(got, "healthstream_dead_letters_total", reason="not_json") == 1
+    assert value(got, "healthstream_dead_letters_total", reason="unknown_type") == 1
+    assert value(got, "healthstream_dead_letters_total", reason="bad_ts") == 0
+    assert value(got, "healthstream_duplicates_skipped_total") == 1
+    assert value(got, "healthstream_records_reread_total") == 1
+    kinds = Counter(out["kind"] for out in outputs)
+    assert kinds["score_changed"] > 0
+    for kind in OUTPUT_KINDS:
+        assert value(got, "healthstream_outputs_total", kind=kind) == kinds[kind]
+    zones = final_zones(outputs)
+    assert sum(zones.values()) == 5  # four busy accounts and the silent one
+    for zone in ACCOUNT_ZONES:
+        assert value(got, "healthstream_accounts_by_zone", zone=zone) == zones[zone]
+    # one observation per batch, of the mean per record
+    assert value(got, "healthstream_event_processing_seconds_count") == 2
+    assert value(got, "healthstream_event_processing_seconds_sum") == pytest.approx(
+        0.002 / len(first) + 0.002 / len(second)
+    )
+    newest = max(r["ts"] for r in records) / 1000
+    lag = value(got, "healthstream_event_time_lag_seconds")
+    assert lag is not None and abs(lag - (time.time() - newest)) < 5
+
+
+def test_sinks_feed_their_own_totals_through_registration(tmp_path: Path) -> None:
+    metrics = WorkerMetrics()
+    history = ScoreHistory(f"sqlite:///{tmp_path / 'history.db'}")
+    sinks = [ThreadedSink(JsonlFileSink(tmp_path / "out.jsonl")), ThreadedSink(history)]
+    register_sinks(metrics, sinks)
+    expected = MemorySink()
+    replay(as_lines(silent_account_stream(accounts=2, days=20)), engine(), expected)
+    events = [e for _, e in expected.events]
+
+    async def deliver() -> None:
+        for sink in sinks:
+            await sink.deliver_batch(events)
+            await sink.deliver_batch(events[:3])  # the history keeps these once
+            await sink.aclose()
+
+    asyncio.run(deliver())
+    got = samples_of(generate_latest(metrics.registry).decode())
+    assert value(got, "healthstream_sink_deliveries_total", sink="file") == len(events) + 3
+    assert value(got, "healthstream_sink_deliveries_total", sink="history") == len(events) + 3
+    assert value(got, "healthstream_sink_failures_total", sink="file") == 0
+    assert len((tmp_path / "out.jsonl").read_bytes().splitlines()) == len(events) + 3
+    with pytest.raises(ValueError, match="'file': already registered"):
+        metrics.register_sink("file", lambda: SinkCounts(0))
+
+
+def test_a_reading_that_fails_is_left_out_of_the_scrape_not_the_rest() -> None:
+    def broken() -> dict[int, int]:
+        raise RuntimeError("partition revoked while reading")
+
+    metrics = WorkerMetrics(
+        consumer_lag=broken, accounts_tracked=lambda: 7, recovery=lambda: (True, 42)
+    )
+    got = samples_of(generate_latest(metrics.registry).decode())
+    assert not [k for k in got if k[0] == "healthstream_consumer_lag_records"]
+    assert value(got, "healthstream_accounts_tracked") == 7
+    assert value(got, "healthstream_table_recovery_active") == 1
+    assert value(got, "healthstream_table_recovery_remaining_records") == 42
+    assert value(got, "healthstream_event_time_lag_seconds") is None  # no event yet
+
+    lagging = WorkerMetrics(consumer_lag=lambda: {2: 10, 0: 0})
+    got = samples_of(generate_latest(lagging.registry).decode())
+    assert value(got, "healthstream_consumer_lag_records", partition="2") == 10
+    assert value(got, "healthstream_consumer_lag_records", partition="0") == 0
+
+
+def test_server_answers_over_http_and_a_taken_port_is_logged_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = WorkerMetrics(accounts_tracked=lambda: 3)
+    port = free_port()
+    server = MetricsServer(metrics.registry, port, "127.0.0.1")
+    server.start()
+    try:
+        assert value(samples_of(scrape(port)), "healthstream_accounts_tracked") == 3
+        second = MetricsServer(WorkerMetrics().registry, port, "127.0.0.1")
+        with caplog.at_level(logging.ERROR, logger="stream.metrics"):
+            second.start()
+        assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+    finally:
+        server.stop()
+    with pytest.raises(OSError):
+        scrape(port)
+    MetricsServer(metrics.registry, 0).start()  # port 0: nothing to serve, nothing raised
+
+
+def promtool_check_metrics(text: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    run = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_exposition_passes_promtool_check_metrics(tmp_path: Path) -> None:
+    metrics = WorkerMetrics(
+        consumer_lag=lambda: {0: 5}, accounts_tracked=lambda: 1, recovery=lambda: (False, 0)
+    )
+    sink = ThreadedSink(JsonlFileSink(tmp_path / "out.jsonl"))
+    register_sinks(metrics, [sink])
+    asyncio.run(sink.aclose())
+    scorer = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    lines = as_lines(silent_account_stream(accounts=2, days=10))
+    batch = [InputRecord(0, i, line) for i, line in enumerate(lines)]
+    metrics.observe_batch(scorer.counters, scorer.process(batch), len(batch), 0.01, 0.02)
+    promtool_check_metrics(generate_latest(metrics.registry).decode())
+
+
+class FlakyReceiver(BaseHTTPRequestHandler):
+    """A webhook endpoint that answers 503 to its first request, then 200."""
+
+    requests = 0
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server hook
+        self.rfile.read(int(self.headers["Content-Length"]))
+        FlakyReceiver.requests += 1
+        self.send_response(503 if FlakyReceiver.requests == 1 else 200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.mark.integration
+def test_a_running_worker_serves_metrics_that_follow_its_input(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), FlakyReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    run = uuid.uuid4().hex[:8]
+    port = free_port()
+    secret = f"webhook-secret-{run}"
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        app_id=f"hs-metrics-{run}",
+        input_topic=f"telemetry-{run}",
+        output_topic=f"scores-{run}",
+        dead_letter_topic=f"deadletter-{run}",
+        output_file=str(tmp_path / "outputs.jsonl"),
+        webhook_url=f"http://127.0.0.1:{receiver.server_address[1]}/scores",
+        webhook_secret=secret,
+        flush_interval_s=0.5,
+        metrics_port=port,
+        metrics_addr="127.0.0.1",
+    )
+    records = silent_account_stream(accounts=3, days=30)
+    bad = [b"not json at all", b'{"event_id":"x","account_id":"a","type":"warp","ts":1}']
+    expected = MemorySink()
+    replay(as_lines(records), engine(), expected)
+    want = [e for _, e in expected.events]
+    ticks = sum(r["type"] == "tick" for r in records) * settings.partitions
+    kafka_records = ticks + sum(r["type"] != "tick" for r in records) + len(bad)
+    asyncio.run(produce_records(settings, records))
+    asyncio.run(produce_raw(kafka_bootstrap, settings.input_topic, bad))
+
+    worker = WorkerProcess(settings, tmp_path)
+    try:
+        with worker:
+            committed = asyncio.run(wait_for_commits(settings, kafka_records, 120))
+            assert committed, worker.log_tail()
+            text = scrape_until_settled(port, settings.partitions)
+        assert secret not in worker.log_path.read_text()
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    got = samples_of(text)
+    assert secret not in text
+
+    for event_type, count in Counter(r["type"] for r in records if r["type"] != "tick").items():
+        assert value(got, "healthstream_events_total", type=event_type) == count, text
+    assert value(got, "healthstream_events_total", type="tick") == ticks
+    assert value(got, "healthstream_dead_letters_total", reason="not_json") == 1
+    assert value(got, "healthstream_dead_letters_total", reason="unknown_type") == 1
+    kinds = Counter(out["kind"] for out in want)
+    for kind in OUTPUT_KINDS:
+        assert value(got, "healthstream_outputs_total", kind=kind) == kinds[kind]
+    zones = final_zones(want)
+    for zone in ACCOUNT_ZONES:
+        assert value(got, "healthstream_accounts_by_zone", zone=zone) == zones[zone]
+    assert value(got, "healthstream_accounts_tracked") == 4
+    for partition in range(settings.partitions):
+        assert value(got, "healthstream_consumer_lag_records", partition=str(partition)) == 0
+    assert value(got, "healthstream_table_recovery_active") == 0
+    assert (value(got, "healthstream_event_processing_seconds_count") or 0) >= 1
+    newest = max(r["ts"] for r in records) / 1000
+    lag = value(got, "healthstream_event_time_lag_seconds")
+    assert lag is not None and abs(lag - (time.time() - newest)) < 60
+    assert value(got, "healthstream_sink_deliveries_total", sink="file") == len(want)
+    assert value(got, "healthstream_sink_deliveries_total", sink="webhook") == len(want)
+    assert (value(got, "healthstream_sink_retries_total", sink="webhook") or 0) >= 1
+    assert value(got, "healthstream_sink_failures_total", sink="webhook") == 0
+    promtool_check_metrics(text)
+
+
+def scrape_until_settled(port: int, partitions: int, timeout: float = 30) -> str:
+    """The exposition once every input partition reports a lag of 0 (all committed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = scrape(port)
+        got = samples_of(text)
+        lags = [
+            value(got, "healthstream_consumer_lag_records", partition=str(p))
+            for p in range(partitions)
+        ]
+        if all(lag == 0 for lag in lags) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)

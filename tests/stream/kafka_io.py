@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stream.settings import Settings
 
 
 async def read_topic(
@@ -70,3 +73,23 @@ async def read_until_quiet(
     finally:
         await consumer.stop()
     return records
+
+
+def fresh_settings(bootstrap: str, prefix: str, **overrides: Any) -> Settings:
+    """Settings with topics and a group no other test or earlier run on the broker uses."""
+    run = uuid.uuid4().hex[:8]
+    base: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "app_id": f"hs-{prefix}-{run}",
+        "input_topic": f"telemetry-{run}",
+        "output_topic": f"scores-{run}",
+        "dead_letter_topic": f"deadletter-{run}",
+        "partitions": 4,
+        "flush_interval_s": 0.5,
+    }
+    return Settings(**{**base, **overrides})
+
+
+def records_in_kafka(records: list[dict[str, Any]], partitions: int = 4) -> int:
+    """How many Kafka records a list of events becomes: a tick goes to every partition."""
+    return sum(partitions if r["type"] == "tick" else 1 for r in records)

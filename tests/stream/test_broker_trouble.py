@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import orjson
 import pytest
-from kafka_io import read_until_quiet
+from kafka_io import fresh_settings, read_until_quiet, records_in_kafka
 from scenarios import as_lines, silent_account_stream
 
 from scoring.engine import HealthEngine, ScoringConfig
@@ -28,19 +27,6 @@ from stream.synthetic import Scenario, generate
 pytestmark = pytest.mark.integration
 
 
-def _settings(bootstrap: str) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    return Settings(
-        bootstrap_servers=bootstrap,
-        app_id=f"hs-trouble-{run}",
-        input_topic=f"telemetry-{run}",
-        output_topic=f"scores-{run}",
-        dead_letter_topic=f"deadletter-{run}",
-        partitions=4,
-        flush_interval_s=0.5,
-    )
-
-
 def _want(records: list[dict]) -> set[bytes]:
     sink = MemorySink()
     replay(as_lines(records), HealthEngine(ScoringConfig(load_profile(), 5)), sink)
@@ -52,13 +38,9 @@ def _got(settings: Settings) -> set[bytes]:
     return {orjson.dumps(orjson.loads(r.value), option=orjson.OPT_SORT_KEYS) for r in records}
 
 
-def _in_kafka(records: list[dict]) -> int:
-    return sum(4 if r["type"] == "tick" else 1 for r in records)
-
-
 def test_a_worker_started_before_its_broker_waits_then_consumes(tmp_path: Path) -> None:
     port = _free_port()
-    settings = _settings(f"127.0.0.1:{port}")
+    settings = fresh_settings(f"127.0.0.1:{port}", "trouble")
     records = silent_account_stream(accounts=4, days=30)
     worker = WorkerProcess(settings, tmp_path).start()
     broker = EmbeddedBroker(port=port)
@@ -71,7 +53,9 @@ def test_a_worker_started_before_its_broker_waits_then_consumes(tmp_path: Path) 
         assert "retrying in" in worker.log_tail(200)
         broker.start()
         asyncio.run(produce_records(settings, records))
-        assert asyncio.run(wait_for_commits(settings, _in_kafka(records), 120)), worker.log_tail()
+        assert asyncio.run(wait_for_commits(settings, records_in_kafka(records), 120)), (
+            worker.log_tail()
+        )
         time.sleep(1.0)
         assert _got(settings) == _want(records)
     finally:
@@ -136,9 +120,9 @@ def test_a_broker_outage_mid_run_loses_none_of_the_events_it_holds(tmp_path: Pat
     outage = Outage(front, back)
     outage.restore()
     broker = EmbeddedBroker(port=back, advertised=f"127.0.0.1:{front}").start()
-    settings = _settings(f"127.0.0.1:{front}")
+    settings = fresh_settings(f"127.0.0.1:{front}", "trouble")
     records = list(generate(Scenario(accounts=60, days=40, seed=3)))
-    total = _in_kafka(records)
+    total = records_in_kafka(records)
     worker = WorkerProcess(settings, tmp_path)
     try:
         asyncio.run(produce_records(settings, records))

@@ -14,13 +14,12 @@ import random
 import re
 import signal
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from kafka_io import read_until_quiet
+from kafka_io import fresh_settings, read_until_quiet, records_in_kafka
 
 from scoring.book import AccountBook
 from scoring.engine import HealthEngine, ScoringConfig
@@ -38,19 +37,6 @@ from windows.snapshot import decode_state, encode_state
 pytestmark = pytest.mark.integration
 
 
-def _settings(bootstrap: str) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    return Settings(
-        bootstrap_servers=bootstrap,
-        app_id=f"hs-crash-{run}",
-        input_topic=f"telemetry-{run}",
-        output_topic=f"scores-{run}",
-        dead_letter_topic=f"deadletter-{run}",
-        partitions=4,
-        flush_interval_s=0.5,
-    )
-
-
 def _records(accounts: int, days: int, seed: int) -> list[dict[str, Any]]:
     """A synthetic stream in which every 40th event is sent twice, as a retrying producer does."""
     out: list[dict[str, Any]] = []
@@ -59,11 +45,6 @@ def _records(accounts: int, days: int, seed: int) -> list[dict[str, Any]]:
         if record["type"] != "tick" and n % 40 == 0:
             out.append(dict(record))
     return out
-
-
-def _in_kafka(records: list[dict[str, Any]], partitions: int) -> int:
-    """How many Kafka records a list of events becomes: a tick goes to every partition."""
-    return sum(partitions if r["type"] == "tick" else 1 for r in records)
 
 
 def _expected(records: list[dict[str, Any]], settings: Settings) -> tuple[AccountBook, list[bytes]]:
@@ -125,9 +106,9 @@ def test_sigkill_twice_and_sigterm_lose_nothing_and_count_nothing_twice(
 ) -> None:
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
-    settings = _settings(kafka_bootstrap)
+    settings = fresh_settings(kafka_bootstrap, "crash")
     records = _records(accounts=150, days=45, seed=seed % 97)
-    total = _in_kafka(records, settings.partitions)
+    total = records_in_kafka(records, settings.partitions)
     assert total > 20_000
     book, want = _expected(records, settings)
     resent = sum(1 for a, b in zip(records, records[1:], strict=False) if a == b)
@@ -160,18 +141,18 @@ def _assignments(worker: WorkerProcess) -> list[list[int]]:
 def test_a_second_worker_takes_over_a_killed_workers_partitions(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    settings = _settings(kafka_bootstrap)
+    settings = fresh_settings(kafka_bootstrap, "crash")
     records = _records(accounts=80, days=40, seed=11)
     half = len(records) // 2
-    total = _in_kafka(records, settings.partitions)
+    total = records_in_kafka(records, settings.partitions)
     book, want = _expected(records, settings)
     asyncio.run(produce_records(settings, records[:half]))
     first = WorkerProcess(settings, tmp_path / "first").start()
     second = WorkerProcess(settings, tmp_path / "second").start()
     try:
-        assert asyncio.run(wait_for_commits(settings, _in_kafka(records[:half], 4), timeout=180)), (
-            first.log_tail() + second.log_tail()
-        )
+        assert asyncio.run(
+            wait_for_commits(settings, records_in_kafka(records[:half], 4), timeout=180)
+        ), first.log_tail() + second.log_tail()
         owned = {w: _assignments(w) for w in (first, second)}
         assert owned[first] and owned[first][-1], first.log_tail()
         assert owned[second] and owned[second][-1], second.log_tail()  # both held a share

@@ -1,5 +1,8 @@
 """The Faust app: input topic → account table (changelog-backed) → score → output topic.
 
+Source topics in other shapes (``inputs`` in the settings) are mapped to the contract and
+forwarded to the input topic, keyed by account (see ``map_sources``).
+
 Faust owns the consumer group, partition assignment, the table and its changelog, table
 recovery and offset commits. The input topic's records reach ``handle_batch`` a fetched
 batch at a time (see ``stream.intake``): every event is applied and rescored, score
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter as Tally
 from typing import Any, cast
 
 import faust
@@ -20,8 +24,10 @@ import orjson
 from faust.types import TP, Message
 
 from sinks import AsyncSink, DeliveryFailure
+from stream.codec import BadEvent
 from stream.destinations import build_sinks
 from stream.intake import BatchConsumer, BatchTransport
+from stream.mapping import Skipped
 from stream.metrics import MetricsServer, WorkerMetrics, register_sinks
 from stream.settings import Settings, build_engine, kafka_ssl_context
 from stream.web import RecentChanges, add_account_views
@@ -33,6 +39,7 @@ from stream.worker import (
     StrKeyedBytesStore,
     WriteBehind,
 )
+from windows.telemetry import EventType
 
 #: the key of the tombstone that ends each flush in the changelog; no account has it
 FLUSH_MARK = b"\x00healthstream-flush"
@@ -170,6 +177,7 @@ def create_app(settings: Settings) -> HealthApp:
         return recovery.in_recovery, recovery.active_remaining_total()
 
     metrics = WorkerMetrics(
+        source_topics=[source.topic for source in settings.inputs],
         consumer_lag=lambda: cast(BatchConsumer, app.consumer).input_lag(),
         accounts_tracked=lambda: accounts_held(states, accounts),
         recovery=table_recovery,
@@ -308,6 +316,58 @@ def create_app(settings: Settings) -> HealthApp:
             states.roll_back(write_behind.forget_partitions(partitions))
             scorer.rewind({p: write_behind.flushed_upto.get(p, -1) for p in partitions})
 
+    source_mappings = {source.topic: source.mapping for source in settings.inputs}
+
+    async def map_sources(messages: list[Message]) -> None:
+        """Map source records to contract events and forward them to the input topic, keyed
+        by account, so that an account's events meet in one partition whatever their
+        source; a record is acknowledged once forwarded, dead-lettered or skipped."""
+        pending = []
+        forwarded: Tally[tuple[str, str]] = Tally()
+        skipped: Tally[str] = Tally()
+        dead: Tally[str] = Tally()
+        for message in messages:
+            value = message.value or b""
+            try:
+                contract, event = source_mappings[message.topic].decode(value)
+            except Skipped as exc:
+                skipped[exc.reason] += 1
+                continue
+            except Exception as exc:  # noqa: BLE001 - a record must never stop the worker
+                reason = exc.reason if isinstance(exc, BadEvent) else "unprocessable"
+                if reason == "unprocessable":
+                    app.log.exception("healthstream: source record could not be mapped")
+                dead[reason] += 1
+                headers = [
+                    ("reason", reason.encode()),
+                    ("error", str(exc).encode()),
+                    ("source_topic", message.topic.encode()),
+                    ("source_partition", str(message.partition).encode()),
+                    ("source_offset", str(message.offset).encode()),
+                ]
+                pending.append(
+                    await send(settings.dead_letter_topic, None, value, None, None, headers)
+                )
+                continue
+            forwarded[(message.topic, event.type.value)] += 1
+            headers = [("source_topic", message.topic.encode())]
+            body = orjson.dumps(contract)
+            if event.type is EventType.TICK:
+                for partition in range(settings.partitions):
+                    pending.append(
+                        await send(settings.input_topic, None, body, partition, None, headers)
+                    )
+            else:
+                key = event.account_id.encode()
+                pending.append(await send(settings.input_topic, key, body, None, None, headers))
+        await asyncio.gather(*pending)
+        ack = app.consumer.ack
+        for message in messages:
+            ack(message)
+        metrics.observe_sources(forwarded, skipped, dead)
+
+    app.healthstream_source_handler = map_sources  # type: ignore[attr-defined]
+    app.healthstream_source_topics = frozenset(source_mappings)  # type: ignore[attr-defined]
     app.healthstream_batch_handler = handle_batch  # type: ignore[attr-defined]
     app.healthstream_input_topic = settings.input_topic  # type: ignore[attr-defined]
     app.healthstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
@@ -317,6 +377,15 @@ def create_app(settings: Settings) -> HealthApp:
         """Subscribes the group to the input topic; its records go to ``handle_batch``."""
         async for _ in stream:
             raise RuntimeError("input records must reach handle_batch, not the agent")
+
+    if source_mappings:
+        sources = app.topic(*source_mappings, key_serializer="raw", value_serializer="raw")
+
+        @app.agent(sources, name="map")
+        async def subscribe_sources(stream: Any) -> None:
+            """Subscribes the group to the source topics; their records go to ``map_sources``."""
+            async for _ in stream:
+                raise RuntimeError("source records must reach map_sources, not the agent")
 
     if settings.tick_interval_s > 0:
 

@@ -16,6 +16,7 @@ from scoring.profile import ProfileError
 from sinks import HistoryError, JsonlSink
 from stream.broker import BrokerError
 from stream.codec import BadEvent
+from stream.mapping import InputMapping, MappingError
 from stream.settings import Settings, SettingsError, load_settings
 
 
@@ -45,6 +46,25 @@ def _lines(path: str) -> Iterator[bytes]:
     else:
         with open(path, "rb") as f:
             yield from f
+
+
+def input_mapping(args: argparse.Namespace) -> InputMapping | None:
+    """The mapping ``--map SPEC`` gives, or that of ``--source TOPIC`` in ``--config``'s
+    inputs; None for the event contract as it is."""
+    spec, source = getattr(args, "map", None), getattr(args, "source", None)
+    if spec and source:
+        raise MappingError("--map and --source: give one (the mapping, or the configured topic)")
+    if spec:
+        return InputMapping.from_spec(spec)
+    if not source:
+        return None
+    inputs = {i.topic: i.mapping for i in _settings(args).inputs}
+    if source not in inputs:
+        where = getattr(args, "config", None) or "the settings"
+        raise MappingError(
+            f"--source {source}: no such input in {where} (inputs: {', '.join(inputs) or 'none'})"
+        )
+    return inputs[source]
 
 
 class Progress:
@@ -77,7 +97,8 @@ class Progress:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the scoring core over a JSONL file with no broker; outputs go to stdout as JSONL."""
-    from stream.replay import replay
+    from stream.mapping import read_events
+    from stream.replay import replay, replay_events
     from stream.settings import build_engine
 
     settings = _settings(args)
@@ -94,14 +115,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     def report(lineno: int, exc: BadEvent) -> None:
         if args.verbose:
-            print(f"{args.events}:{lineno}: {exc.reason}: {exc}", file=sys.stderr)
+            where = "" if str(exc).startswith("row ") else f"{lineno}: "
+            print(f"{args.events}: {where}{exc.reason}: {exc}", file=sys.stderr)
 
+    mapping = input_mapping(args)
     progress = Progress("replay")
     started = time.perf_counter()
     try:
-        book, stats = replay(
-            _lines(args.events), build_engine(settings), sink, report, progress.update
-        )
+        if mapping is None and args.format != "csv":
+            book, stats = replay(
+                _lines(args.events), build_engine(settings), sink, report, progress.update
+            )
+        else:
+            records = read_events(args.events, mapping, args.format)
+            book, stats = replay_events(
+                records, build_engine(settings), sink, report, progress.update
+            )
     finally:
         progress.close()
     elapsed = time.perf_counter() - started
@@ -137,6 +166,64 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(render(description, history, engine.profile.name, args.last))
     return 0
+
+
+def cmd_map_check(args: argparse.Namespace) -> int:
+    """Show what a mapping makes of sample source records: each one's contract event, or
+    why it is skipped or rejected. Exits 1 when any record is rejected."""
+    from collections import Counter
+
+    from stream.mapping import Skipped, read_mapped
+
+    mapping = input_mapping(args)
+    if mapping is None:
+        settings = _settings(args)
+        if len(settings.inputs) != 1:
+            raise MappingError(
+                "map-check needs a mapping: --map SPEC, or --config FILE with one input "
+                f"(or --source TOPIC to pick one of {len(settings.inputs)})"
+            )
+        mapping = settings.inputs[0].mapping
+    mapped: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    out = sys.stdout
+    for row, outcome in read_mapped(args.sample, mapping, args.format):
+        if isinstance(outcome, BadEvent):
+            rejected[outcome.reason] += 1
+            out.write(f"rejected ({outcome.reason}) {outcome}\n")
+        elif isinstance(outcome, Skipped):
+            skipped[outcome.reason] += 1
+            out.write(f"skipped ({outcome.reason}) {outcome}\n")
+        else:
+            mapped[outcome.type.value] += 1
+            event = {
+                "event_id": outcome.event_id,
+                "account_id": outcome.account_id,
+                "type": outcome.type.value,
+                "ts": outcome.ts_ms,
+                "value": outcome.value,
+                "user_id": outcome.user_id,
+                "attrs": outcome.attrs,
+            }
+            shown = {k: v for k, v in event.items() if v not in (None, {})}
+            out.write(f"row {row}: {orjson.dumps(shown).decode()}\n")
+        if (
+            args.limit
+            and sum(mapped.values()) + sum(skipped.values()) + sum(rejected.values()) >= args.limit
+        ):
+            break
+
+    def tally(counts: Counter[str]) -> str:
+        total = sum(counts.values())
+        detail = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+        return f"{total}" + (f" ({detail})" if detail else "")
+
+    print(
+        f"map-check: {tally(mapped)} mapped, {tally(skipped)} skipped, {tally(rejected)} rejected",
+        file=sys.stderr,
+    )
+    return 1 if rejected else 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -207,6 +294,27 @@ def _add_common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
         p.add_argument("--app-id", help="consumer group and table prefix (default: healthstream)")
 
 
+def _add_mapping(p: argparse.ArgumentParser) -> None:
+    """The options that say how a file's records map to the event contract."""
+    p.add_argument(
+        "--map",
+        metavar="SPEC",
+        help="map records to the contract: FIELD=SOURCE pairs, e.g. "
+        "ts=date,account_id=customer,type=const:value_action,value=amount "
+        "(see docs/inputs.md)",
+    )
+    p.add_argument(
+        "--source",
+        metavar="TOPIC",
+        help="use the mapping of this input topic in --config's [[inputs]]",
+    )
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        help="the file's format (default: by its suffix; .csv is CSV)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthstream",
@@ -244,7 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also keep every output in a score history: sqlite:///FILE or postgresql://…",
     )
     _add_common(p, kafka=False)
+    _add_mapping(p)
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("map-check", help=cmd_map_check.__doc__, description=cmd_map_check.__doc__)
+    p.add_argument("sample", help="JSONL or CSV file of source records ('-' for stdin)")
+    p.add_argument("--config", help="settings file (TOML) with the [[inputs]] to check")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many records")
+    _add_mapping(p)
+    p.set_defaults(func=cmd_map_check)
 
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
     p.add_argument("--accounts", type=int, default=300)
@@ -282,7 +398,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: Any = args.func(args)
-    except (SettingsError, ProfileError, FileNotFoundError, BrokerError, HistoryError) as exc:
+    except (
+        SettingsError,
+        ProfileError,
+        MappingError,
+        FileNotFoundError,
+        BrokerError,
+        HistoryError,
+    ) as exc:
         print(f"healthstream: {exc}", file=sys.stderr)
         return 2
     return int(result or 0)

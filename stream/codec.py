@@ -250,6 +250,15 @@ def decode_event(
 
     With ``now_ms``, an event (or tick) more than ``max_future_skew_ms`` ahead of it is
     refused as ``future``: a clock that runs ahead would age every window at once."""
+    event = event_from_mapping(parse_record(raw))
+    if now_ms is not None and event.ts_ms > now_ms + max_future_skew_ms:
+        ahead = (event.ts_ms - now_ms) / 1000
+        raise BadEvent("future", f"ts is {ahead:,.0f} s ahead of the worker's clock")
+    return event
+
+
+def parse_record(raw: bytes) -> dict[str, Any]:
+    """A record's bytes as a JSON object; ``BadEvent`` says why they are not one."""
     if not raw:
         raise BadEvent("empty", "record has no value")
     if len(raw) > MAX_EVENT_BYTES:
@@ -265,11 +274,7 @@ def decode_event(
         raise BadEvent("not_json", f"not JSON: {exc}") from None
     if type(obj) is not dict:
         raise BadEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    event = event_from_mapping(obj)
-    if now_ms is not None and event.ts_ms > now_ms + max_future_skew_ms:
-        ahead = (event.ts_ms - now_ms) / 1000
-        raise BadEvent("future", f"ts is {ahead:,.0f} s ahead of the worker's clock")
-    return event
+    return obj
 
 
 def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:

@@ -4,8 +4,9 @@ Faust hands every record through its per-message stream machinery (a callback ra
 against the flow-suspension event, a queue, a stream iterator), which caps a worker at
 roughly 10,000-14,000 events/s before any work is done. ``BatchConsumer`` keeps Faust's
 consumer, group membership, rebalancing, offsets and commits, but passes the records of
-the input topic to one handler per fetched batch. Records of every other topic (table
-changelogs during recovery) still take Faust's own path.
+the input topic to one handler per fetched batch, and the records of source topics in
+other shapes to the mapping handler. Records of every other topic (table changelogs
+during recovery) still take Faust's own path.
 
 The handler owns acknowledgement: it acks a batch's messages once the batch's outputs and
 changelog writes are acknowledged by the broker, so a commit never covers an event whose
@@ -68,6 +69,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         app = cast(Any, self.app)
         handler: BatchHandler = app.healthstream_batch_handler
         input_topic: str = app.healthstream_input_topic
+        map_sources: BatchHandler = app.healthstream_source_handler
+        source_topics: frozenset[str] = app.healthstream_source_topics
         callback = self.callback
         getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
@@ -84,6 +87,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if self.should_stop:
                     break
                 batch: list[Message] = []
+                sources: list[Message] = []
 
                 async for tp, message in ait:
                     offset = message.offset
@@ -94,9 +98,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         await self._add_gap(tp, r_offset + 1, offset)
                     if tp.topic == input_topic:
                         batch.append(message)
+                    elif tp.topic in source_topics:
+                        sources.append(message)
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     set_read_offset(tp, offset)
+                if sources and not self.suspend_flow.is_set():
+                    await map_sources(sources)
                 if batch and not self.suspend_flow.is_set():
                     # a rebalance suspends the flow: the batch is dropped unacked and its
                     # records are read again from the committed offsets afterwards

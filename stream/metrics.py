@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from scoring.profile import ZONES
 from sinks import AsyncSink, JsonlFileSink, ScoreHistory, ThreadedSink, WebhookSink
 from stream.codec import REASONS
+from stream.mapping import MAPPING_REASONS
 from stream.worker import BatchResult
 from windows.telemetry import EventType
 
@@ -78,6 +79,7 @@ class WorkerMetrics:
 
     def __init__(
         self,
+        source_topics: Sequence[str] = (),
         consumer_lag: Callable[[], Mapping[int, int]] | None = None,
         accounts_tracked: Callable[[], int] | None = None,
         recovery: Callable[[], tuple[bool, int]] | None = None,
@@ -139,9 +141,18 @@ class WorkerMetrics:
             ["zone"],
             registry=registry,
         )
+        self.source_events = Counter(
+            "healthstream_source_events",
+            "Source-topic records mapped to contract events and forwarded to the input topic, "
+            "by source topic and event type.",
+            ["topic", "type"],
+            registry=registry,
+        )
         for event_type in EventType:
             self.events.labels(type=event_type.value)
-        for reason in sorted(REASONS):
+            for topic in source_topics:
+                self.source_events.labels(topic=topic, type=event_type.value)
+        for reason in sorted(REASONS | set(MAPPING_REASONS)):
             self.dead_letters.labels(reason=reason)
         for kind in OUTPUT_KINDS:
             self.outputs.labels(kind=kind)
@@ -195,6 +206,21 @@ class WorkerMetrics:
         if records:
             self.event_seconds.observe(scoring_s / records)
         self.batch_seconds.observe(batch_s)
+
+    def observe_sources(
+        self,
+        forwarded: Mapping[tuple[str, str], int],
+        skipped: Mapping[str, int],
+        dead_letters: Mapping[str, int],
+    ) -> None:
+        """Count a batch of source-topic records: forwarded by (topic, type), skipped and
+        dead-lettered by reason."""
+        for (topic, event_type), n in forwarded.items():
+            self.source_events.labels(topic=topic, type=event_type).inc(n)
+        for reason, n in skipped.items():
+            self.skipped.labels(reason=reason).inc(n)
+        for reason, n in dead_letters.items():
+            self.dead_letters.labels(reason=reason).inc(n)
 
     def observe_outputs(self, outputs: Iterable[Mapping[str, Any]]) -> None:
         """Count outputs by kind, and move accounts between zones on each score change."""

@@ -15,8 +15,17 @@ from stream.settings import ENVIRONMENT, Settings
 class WorkerProcess:
     """``healthstream worker`` in a child process, its output in a log file."""
 
-    def __init__(self, settings: Settings, workdir: Path, loglevel: str = "info") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workdir: Path,
+        loglevel: str = "info",
+        config_file: Path | None = None,
+    ) -> None:
+        """``config_file`` carries what the command line and environment cannot: the
+        ``inputs`` of source topics, for one."""
         self.settings = settings
+        self.config_file = config_file
         self.workdir = workdir
         self.loglevel = loglevel
         self.log_path = workdir / "worker.log"
@@ -53,6 +62,8 @@ class WorkerProcess:
         ]
         if s.profile_path:
             cmd += ["--profile", s.profile_path]
+        if self.config_file is not None:
+            cmd += ["--config", str(self.config_file)]
         if s.web_enabled:
             cmd += ["--web", "--web-port", str(s.web_port), "--web-host", s.web_host or "127.0.0.1"]
         return cmd

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from scoring.book import AccountBook
 from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
 from sinks.base import Sink
 from stream.codec import BadEvent, decode_event
-from windows.telemetry import EventType
+from windows.telemetry import EventType, TelemetryEvent
 
 
 @dataclass
@@ -30,20 +30,38 @@ def replay(
     on_reject: Callable[[int, BadEvent], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[AccountBook, ReplayStats]:
-    """Apply every line in order; a tick line advances every account seen so far."""
-    book = AccountBook(engine)
-    stats = ReplayStats()
+    """Apply every line of the event contract in order (blank lines are skipped)."""
+    return replay_events(_decoded(lines), engine, sink, on_reject, on_progress)
+
+
+def _decoded(lines: Iterable[bytes]) -> Iterator[tuple[int, TelemetryEvent | BadEvent]]:
     for lineno, line in enumerate(lines, 1):
         line = line.rstrip(b"\r\n")
         if not line.strip():
             continue
-        stats.records += 1
         try:
-            event = decode_event(line)
+            yield lineno, decode_event(line)
         except BadEvent as exc:
-            stats.rejected[exc.reason] += 1
+            yield lineno, exc
+
+
+def replay_events(
+    records: Iterable[tuple[int, TelemetryEvent | BadEvent]],
+    engine: HealthEngine,
+    sink: Sink,
+    on_reject: Callable[[int, BadEvent], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[AccountBook, ReplayStats]:
+    """Apply decoded records ``(row, event or BadEvent)`` in order; a tick advances every
+    account seen so far. The sink is closed at the end."""
+    book = AccountBook(engine)
+    stats = ReplayStats()
+    for lineno, event in records:
+        stats.records += 1
+        if isinstance(event, BadEvent):
+            stats.rejected[event.reason] += 1
             if on_reject is not None:
-                on_reject(lineno, exc)
+                on_reject(lineno, event)
             continue
         if event.type is EventType.TICK:
             stats.ticks += 1

@@ -12,6 +12,7 @@ from typing import Any
 
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
+from stream.mapping import InputMapping, MappingError
 
 ENVIRONMENT = {
     "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
@@ -43,6 +44,41 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 class SettingsError(ValueError):
     """A setting with a bad name or value; the message names it."""
+
+
+@dataclass(frozen=True)
+class TopicInput:
+    """A source topic the worker reads besides the input topic, and how its records map
+    to the event contract (see ``stream.mapping`` and ``docs/inputs.md``)."""
+
+    topic: str
+    mapping: InputMapping
+
+
+def parse_inputs(tables: Any) -> tuple[TopicInput, ...]:
+    """``[[inputs]]`` tables, each validated; errors name the topic and the key."""
+    if not isinstance(tables, list | tuple):
+        raise SettingsError("inputs: expected a list of tables ([[inputs]] in TOML)")
+    found: list[TopicInput] = []
+    for n, table in enumerate(tables):
+        if isinstance(table, TopicInput):
+            found.append(table)
+            continue
+        if not isinstance(table, Mapping):
+            raise SettingsError(f"inputs[{n}]: expected a table")
+        topic = table.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise SettingsError(f"inputs[{n}]: topic: required (the source topic's name)")
+        try:
+            mapping = InputMapping.from_config(table, where=f"inputs[{topic}]")
+        except MappingError as exc:
+            raise SettingsError(str(exc)) from None
+        found.append(TopicInput(topic, mapping))
+    topics = [i.topic for i in found]
+    for topic in topics:
+        if topics.count(topic) > 1:
+            raise SettingsError(f"inputs[{topic}]: topic: given twice")
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -114,6 +150,9 @@ class Settings:
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
     kafka_ssl_key_password: str = field(default="", repr=False)
+    #: source topics in other shapes (Segment, CloudEvents, mapped fields): each record is
+    #: mapped to the contract and forwarded to the input topic, keyed by its account
+    inputs: tuple[TopicInput, ...] = ()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """A validated copy with the given fields replaced (None values are ignored)."""
@@ -125,6 +164,9 @@ class Settings:
             if key not in known:
                 raise SettingsError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
             default = getattr(self, key)
+            if key == "inputs":
+                changes[key] = parse_inputs(value)
+                continue
             try:
                 if isinstance(default, bool):
                     value = (
@@ -158,6 +200,13 @@ class Settings:
             raise SettingsError(f"min_step: must be at least 1, got {result.min_step}")
         if not 0 <= result.metrics_port <= 65535:
             raise SettingsError(f"metrics_port: must be 0 to 65535, got {result.metrics_port}")
+        own = {result.input_topic, result.output_topic, result.dead_letter_topic}
+        for source in result.inputs:
+            if source.topic in own:
+                raise SettingsError(
+                    f"inputs[{source.topic}]: topic: the worker's own topic; a source topic "
+                    "is one the worker reads and maps into the input topic"
+                )
         return _checked_kafka_security(result)
 
 

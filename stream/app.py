@@ -29,6 +29,7 @@ from stream.destinations import build_sinks
 from stream.intake import BatchConsumer, BatchTransport
 from stream.mapping import Skipped
 from stream.metrics import MetricsServer, WorkerMetrics, register_sinks
+from stream.recovery import BatchTableManager
 from stream.settings import Settings, build_engine, kafka_ssl_context
 from stream.web import RecentChanges, add_account_views
 from stream.worker import (
@@ -130,6 +131,7 @@ def create_app(settings: Settings) -> HealthApp:
         broker_max_poll_records=settings.batch_max,
         consumer_max_fetch_size=4 * 1024 * 1024,
         table_standby_replicas=0,
+        TableManager=BatchTableManager,
     )
     engine = build_engine(settings)
     source = app.topic(

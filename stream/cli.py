@@ -96,7 +96,8 @@ class Progress:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Run the scoring core over a JSONL file with no broker; outputs go to stdout as JSONL."""
+    """Run the scoring core over a file of events with no broker (JSONL in the contract, or
+    JSONL or CSV through --map or --source); outputs go to stdout as JSONL."""
     from stream.mapping import read_events
     from stream.replay import replay, replay_events
     from stream.settings import build_engine
@@ -344,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("replay", help=cmd_replay.__doc__, description=cmd_replay.__doc__)
-    p.add_argument("events", help="JSONL file of contract events ('-' for stdin)")
+    p.add_argument("events", help="JSONL or CSV file of events ('-' for stdin)")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("-v", "--verbose", action="store_true", help="report each rejected line")
     p.add_argument(

@@ -14,6 +14,7 @@ import orjson
 
 from scoring.profile import ProfileError
 from sinks import HistoryError, JsonlSink
+from stream.backtesting import BacktestError
 from stream.broker import BrokerError
 from stream.codec import BadEvent
 from stream.mapping import InputMapping, MappingError
@@ -227,13 +228,103 @@ def cmd_map_check(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
+def _churn_labels(args: argparse.Namespace) -> dict[str, Any] | None:
+    from stream.backtesting import BacktestError, load_labels
+
+    if bool(args.labels) == bool(args.churn_if_inactive):
+        raise BacktestError("give churn as --labels FILE or as --churn-if-inactive (one of them)")
+    return load_labels(args.labels) if args.labels else None
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Replay history to a date with no broker, score every account known then, and report
+    how the scores ranked the accounts that churned in the horizon after it."""
+    from stream.backtest_report import render_backtest
+    from stream.backtesting import backtest, parse_day, write_report
+    from stream.mapping import read_events
+    from stream.settings import build_engine
+
+    labels = _churn_labels(args)
+    at = parse_day(args.at, "--at")
+    mapping = input_mapping(args)
+    engine = build_engine(_settings(args))
+    progress = Progress("backtest")
+    try:
+        records = read_events(args.events, mapping, args.format)
+        report = backtest(records, engine, at, args.horizon, labels, progress.update)
+    finally:
+        progress.close()
+    out = write_report(report, args.out, render_backtest)
+    baselines = report["baselines"]
+    print(
+        f"backtest at {report['at']}: {report['accounts']:,} accounts, {report['churned']:,} "
+        f"churned within {report['horizon_days']} days; AUC {report['auc']} "
+        f"(recency {baselines['recency']['auc']}, frequency {baselines['frequency']['auc']}); "
+        f"report in {out}/report.html",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit the profile's signal and category weights to churn at --train-at, write the
+    fitted profile, and compare it with the original and the baselines at --test-at."""
+    from stream.backtest_report import render_calibration
+    from stream.backtesting import parse_day, write_report
+    from stream.calibration import calibrate
+    from stream.mapping import read_events
+
+    labels = _churn_labels(args)
+    settings = _settings(args)
+    mapping = input_mapping(args)
+    out_profile = Path(args.out_profile or Path(args.out) / "calibrated.toml")
+    progress = Progress("calibrate")
+    try:
+        report = calibrate(
+            lambda: read_events(args.events, mapping, args.format),
+            settings.profile_path,
+            parse_day(args.train_at, "--train-at"),
+            parse_day(args.test_at, "--test-at"),
+            args.horizon,
+            labels,
+            out_profile,
+            settings.min_step,
+            args.l2,
+            progress.update,
+        )
+    finally:
+        progress.close()
+    out = write_report(report, args.out, render_calibration)
+    test = report["test"]
+    baselines = test["calibrated"]["baselines"]
+    print(
+        f"calibrate: AUC at {report['test_at']}: default {test['default']['auc']}, "
+        f"calibrated {test['calibrated']['auc']}, recency {baselines['recency']['auc']}, "
+        f"frequency {baselines['frequency']['auc']}; profile {out_profile}; "
+        f"report in {out}/report.html",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write a synthetic scenario as JSONL."""
     from stream.synthetic import Scenario, write_jsonl
 
     scenario = Scenario(
-        accounts=args.accounts, days=args.days, seed=args.seed, intensity=args.intensity
+        accounts=args.accounts,
+        days=args.days,
+        seed=args.seed,
+        intensity=args.intensity,
+        churn_in_span=args.churn_in_span,
     )
+    if args.labels:
+        from stream.synthetic import churn_labels
+
+        with open(args.labels, "w") as f:
+            f.write("account_id,churned_at\n")
+            for account, churned in churn_labels(scenario).items():
+                f.write(f"{account},{churned.isoformat() if churned else ''}\n")
     if args.out == "-":
         n = write_jsonl(scenario, sys.stdout.buffer)
     else:
@@ -369,7 +460,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--intensity", type=float, default=1.0, help="scale of daily activity")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.add_argument("--labels", help="also write each account's churn date to this CSV")
+    p.add_argument(
+        "--churn-in-span",
+        action="store_true",
+        help="declining churners churn inside the span (a history to backtest on)",
+    )
     p.set_defaults(func=cmd_generate)
+
+    for name, func in (("backtest", cmd_backtest), ("calibrate", cmd_calibrate)):
+        p = sub.add_parser(name, help=func.__doc__, description=func.__doc__)
+        p.add_argument("--events", required=True, help="JSONL or CSV file of events, in time order")
+        if name == "backtest":
+            p.add_argument("--at", required=True, help="the date to score at (YYYY-MM-DD)")
+        else:
+            p.add_argument("--train-at", required=True, help="the date to fit at (YYYY-MM-DD)")
+            p.add_argument(
+                "--test-at",
+                required=True,
+                help="the date to test at; at least a horizon after --train-at",
+            )
+            p.add_argument(
+                "--out-profile",
+                help="where to write the fitted profile (default: OUT/calibrated.toml)",
+            )
+            p.add_argument("--l2", type=float, default=1.0, help="L2 penalty (default 1.0)")
+        p.add_argument(
+            "--horizon", type=int, required=True, help="days after the date that count as churn"
+        )
+        p.add_argument("--out", required=True, help="directory for report.json and report.html")
+        p.add_argument("--labels", help="CSV of account_id,churned_at (empty: did not churn)")
+        p.add_argument(
+            "--churn-if-inactive",
+            action="store_true",
+            help="an account churned when it has no event in the horizon",
+        )
+        p.add_argument("--profile", help="profile file or packaged profile name")
+        p.add_argument("--min-step", type=int, dest="min_step")
+        p.add_argument("--config", help="settings file (TOML), for --source mappings")
+        _add_mapping(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
     p.add_argument("account", help="the account id")
@@ -403,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SettingsError,
         ProfileError,
         MappingError,
+        BacktestError,
         FileNotFoundError,
         BrokerError,
         HistoryError,

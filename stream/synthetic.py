@@ -139,6 +139,10 @@ class Scenario:
     mix: MixSpec = DEFAULT_MIX
     ticks: bool = True
     intensity: float = 1.0
+    #: churners of ``slow_decline`` and ``champion_loss`` churn inside the span (from 0.35 D
+    #: on) after a visible decline, and send nothing from their churn day, instead of
+    #: churning at a renewal after it: a history to backtest and calibrate on
+    churn_in_span: bool = False
 
     def __post_init__(self) -> None:
         if self.accounts < 0:
@@ -359,6 +363,12 @@ class _Account:
             else:
                 self.floor = _between(r, 0.35, 0.55)
                 self.recover_day = self.turn + _int(r, 14, 35)
+        if scenario.churn_in_span and self.churn_day is not None and t is not _GOES_SILENT:
+            self.churn_day = _int(r, int(days * 0.35), max(int(days * 0.35), days - 1))
+            lead = _int(r, 40, 80) if t is _SLOW_DECLINE else _int(r, 45, 90)
+            self.turn = max(1, self.churn_day - lead)
+            self.decline_days = max(1, lead - _int(r, 0, 20))
+            self.silent_day = self.churn_day
         if (t is _STABLE or t is _GROWING) and r() < 0.25:
             self.dip_start = _int(r, int(days * 0.3), int(days * 0.6))  # a week-long dip
             self.dip_end = self.dip_start + _int(r, 4, 9)

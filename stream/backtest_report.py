@@ -28,11 +28,15 @@ def _y(v: float) -> float:
     return H - PAD - v * (H - 2 * PAD)
 
 
-def _axes(x_label: str, y_label: str) -> str:
+def _axes(x_label: str, y_label: str, x_ticks: bool = True) -> str:
     ticks = "".join(
-        f'<text x="{_x(t):.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">'
-        f"{t:g}</text>"
-        f'<text x="{PAD - 6}" y="{_y(t) + 3:.1f}" font-size="10" text-anchor="end">{t:g}</text>'
+        (
+            f'<text x="{_x(t):.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">'
+            f"{t:g}</text>"
+            if x_ticks
+            else ""
+        )
+        + f'<text x="{PAD - 6}" y="{_y(t) + 3:.1f}" font-size="10" text-anchor="end">{t:g}</text>'
         for t in (0, 0.5, 1)
     )
     return (
@@ -46,10 +50,12 @@ def _axes(x_label: str, y_label: str) -> str:
     )
 
 
-def _legend(names: list[tuple[str, str]]) -> str:
+def _legend(names: list[tuple[str, str]], bottom: bool = False) -> str:
+    """A legend in the top-right corner, or the bottom-right one (clear of ROC curves)."""
+    top = H - PAD - 8 - 14 * len(names) if bottom else PAD
     return "".join(
-        f'<rect x="{W - PAD - 110}" y="{PAD + 14 * i}" width="10" height="10" fill="{c}"/>'
-        f'<text x="{W - PAD - 96}" y="{PAD + 9 + 14 * i}" font-size="10">{escape(n)}</text>'
+        f'<rect x="{W - PAD - 130}" y="{top + 14 * i}" width="10" height="10" fill="{c}"/>'
+        f'<text x="{W - PAD - 116}" y="{top + 9 + 14 * i}" font-size="10">{escape(n)}</text>'
         for i, (n, c) in enumerate(names)
     )
 
@@ -71,7 +77,7 @@ def roc_svg(curves: dict[str, tuple[list[Any], float | None]]) -> str:
         "roc",
         "ROC curve",
         _axes("false positive rate", "true positive rate") + diagonal + "".join(lines),
-        _legend(legend),
+        _legend(legend, bottom=True),
     )
 
 
@@ -99,7 +105,7 @@ def distribution_svg(distribution: dict[str, list[int]]) -> str:
     return _svg(
         "distribution",
         "Score distribution by outcome",
-        _axes("", "share of the group") + labels + "".join(bars),
+        _axes("", "share of the group", x_ticks=False) + labels + "".join(bars),
         _legend([("stayed", COLOURS["stayed"]), ("churned", COLOURS["churned"])])
         + f'<text x="{W / 2}" y="{H - 2}" font-size="11" text-anchor="middle">score</text>',
     )

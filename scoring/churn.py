@@ -64,13 +64,18 @@ def roc_points(risk: object, churned: object) -> list[tuple[float, float]]:
 
 
 def lift_of_top(risk: object, churned: object, share: float = 0.1) -> float | None:
-    """Churn rate among the riskiest ``share`` of accounts over the overall churn rate."""
+    """Churn rate among the riskiest ``share`` of accounts over the overall churn rate.
+
+    Accounts tied on the risk at the cut count by their group's churn rate, for the seats
+    left: the lift does not depend on the order the accounts came in."""
     r, y = _arrays(risk, churned)
     if len(y) == 0 or y.sum() == 0:
         return None
     top = max(1, round(len(y) * share))
-    riskiest = np.argsort(-r, kind="mergesort")[:top]
-    return float(y[riskiest].mean() / y.mean())
+    cut = np.sort(r)[::-1][top - 1]
+    above, tied = r > cut, r == cut
+    churners = y[above].sum() + (top - above.sum()) * y[tied].mean()
+    return float(churners / top / y.mean())
 
 
 def precision_recall(flagged: object, churned: object) -> tuple[float | None, float | None]:

@@ -222,7 +222,13 @@ def render_backtest(report: dict[str, Any]) -> str:
         f"<p>Profile <code>{escape(report['profile'])}</code> "
         f"(config {escape(report['config_version'])}); churn from {escape(report['labels'])}. "
         f"{report['accounts']} accounts scored, {report['churned']} churned in the horizon; "
-        f"{report['excluded_churned_before']} left out for churning before the date.</p>"
+        f"{report['excluded_churned_before']} left out for churning before the date"
+        + (
+            f"; {report['unlabelled_accounts']} not in the label file, counted as staying"
+            if report.get("unlabelled_accounts")
+            else ""
+        )
+        + ".</p>"
         f'<p class="verdict">{escape(verdict)}</p>'
         + distribution_svg(report["score_distribution"])
         + roc_svg(curves)
@@ -233,23 +239,23 @@ def render_backtest(report: dict[str, Any]) -> str:
 
 
 def render_calibration(report: dict[str, Any]) -> str:
-    """The calibration report page: the fit, then default and calibrated profiles side by
+    """The calibration report page: the fit, then the original and calibrated profiles side by
     side at the test date."""
     test = report["test"]
-    default, calibrated = test["default"], test["calibrated"]
+    original, calibrated = test["original"], test["calibrated"]
     baselines = calibrated["baselines"]
     coefficients = [
         [c["signal"], c["category"], c["coefficient"], c["weight"]]
         for c in report["fit"]["coefficients"]
     ]
     curves = {
-        "score": (default["roc"], default["auc"]),
+        "score": (original["roc"], original["auc"]),
         "calibrated": (calibrated["roc"], calibrated["auc"]),
         "recency": (baselines["recency"]["roc"], baselines["recency"]["auc"]),
         "frequency": (baselines["frequency"]["roc"], baselines["frequency"]["auc"]),
     }
     comparison = [
-        ["default profile", default["auc"], default["top_decile_lift"]],
+        [f"profile {report['profile']}", original["auc"], original["top_decile_lift"]],
         ["calibrated profile", calibrated["auc"], calibrated["top_decile_lift"]],
         ["recency only", baselines["recency"]["auc"], None],
         ["frequency only", baselines["frequency"]["auc"], None],

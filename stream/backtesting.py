@@ -47,6 +47,18 @@ def parse_day(text: str, what: str) -> date:
         raise BacktestError(f"{what}: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def churn_day(text: str, what: str) -> date:
+    """A date, or the day of an ISO timestamp (exports often give churn with a time)."""
+    if len(text) <= 10:
+        return parse_day(text, what)
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        raise BacktestError(
+            f"{what}: {text!r} is not a date (YYYY-MM-DD) or a timestamp (YYYY-MM-DDTHH:MM:SS)"
+        ) from None
+
+
 def load_labels(path: str) -> dict[str, date | None]:
     """``account_id,churned_at`` rows: the churn date, or empty for an account that stayed."""
     try:
@@ -70,9 +82,7 @@ def load_labels(path: str) -> dict[str, date | None]:
                 raise BacktestError(f"{path}: row {row}: account {account!r} is labelled twice")
             churned = (record["churned_at"] or "").strip()
             labels[account] = (
-                parse_day(churned[:10], f"{path}: row {row}: column 'churned_at'")
-                if churned
-                else None
+                churn_day(churned, f"{path}: row {row}: column 'churned_at'") if churned else None
             )
     return labels
 
@@ -305,6 +315,8 @@ def backtest(
     )
     if not accounts:
         raise BacktestError(f"--at {at}: no account had an event before this date")
+    # an account the label file does not name counts as one that stayed: say how many
+    unlabelled = 0 if labels is None else sum(1 for a in accounts if a.account_id not in labels)
     report = evaluate(accounts, churned, dates)
     return {
         "at": at.isoformat(),
@@ -313,6 +325,7 @@ def backtest(
         "profile": engine.profile.name,
         "config_version": engine.version,
         "excluded_churned_before": before,
+        "unlabelled_accounts": unlabelled,
         "records": history.records,
         "rejected_records": history.rejected,
         **report,

@@ -183,7 +183,7 @@ def calibrate(
             "calibration": [b.__dict__ for b in calibration(probabilities, test_churned)],
         },
         "test": {
-            "default": evaluate(test_accounts, test_churned, test_dates),
+            "original": evaluate(test_accounts, test_churned, test_dates),
             "calibrated": evaluate(calibrated_accounts, test_churned, test_dates),
         },
     }

@@ -298,7 +298,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     test = report["test"]
     baselines = test["calibrated"]["baselines"]
     print(
-        f"calibrate: AUC at {report['test_at']}: default {test['default']['auc']}, "
+        f"calibrate: AUC at {report['test_at']}: {report['profile']} {test['original']['auc']}, "
         f"calibrated {test['calibrated']['auc']}, recency {baselines['recency']['auc']}, "
         f"frequency {baselines['frequency']['auc']}; profile {out_profile}; "
         f"report in {out}/report.html",

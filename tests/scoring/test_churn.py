@@ -66,6 +66,19 @@ def test_lift_precision_and_recall_by_hand() -> None:
     assert precision_recall([0] * 20, churned) == (None, 0.0)
 
 
+def test_lift_counts_ties_at_the_cut_by_their_churn_rate() -> None:
+    # 10 accounts, top 10% is 1 seat; the riskiest two tie, one of them churned
+    risk = [9, 9, 5, 5, 5, 1, 1, 1, 1, 1]
+    churned = [0, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+    # the seat holds half a churner whichever of the two came first: 0.5 / 0.2
+    assert lift_of_top(risk, churned) == pytest.approx(2.5)
+    assert lift_of_top(risk[1::-1] + risk[2:], churned[1::-1] + churned[2:]) == 2.5
+    # 3 seats of 20: two above the cut, one of three tied accounts (one churner)
+    risk = [8, 7] + [4, 4, 4] + [0] * 15
+    churned = [1, 0] + [0, 1, 0] + [0] * 14 + [1]
+    assert lift_of_top(risk, churned, share=0.15) == pytest.approx((1 + 1 / 3) / 3 / 0.15)
+
+
 def test_calibration_bins_by_hand() -> None:
     bins = calibration([0.05, 0.08, 0.55, 0.59, 0.51], [0, 1, 1, 1, 0], bins=10)
     assert [(b.low, b.accounts, b.observed) for b in bins] == [

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from scoring.profile import load_profile
+from stream.backtesting import load_labels
 from stream.cli import main
 from stream.synthetic import Scenario
 
@@ -52,6 +53,7 @@ def test_backtest_writes_the_report_with_its_plots(
         1 for d in churn.values() if d and cutoff < date.fromisoformat(d) <= cutoff + timedelta(60)
     )
     assert report["excluded_churned_before"] == before
+    assert report["unlabelled_accounts"] == 0
     assert report["accounts"] == SCENARIO.accounts - before
     assert report["churned"] == inside > 0
     assert sum(z["accounts"] for z in report["zones"].values()) == report["accounts"]
@@ -108,7 +110,7 @@ def test_calibrated_profile_beats_both_baselines_at_the_later_date(
     assert calibrated > baselines["recency"]["auc"]
     assert calibrated > baselines["frequency"]["auc"]
     # the baselines are the same accounts and outcomes for both profiles
-    assert test["default"]["baselines"]["recency"]["auc"] == baselines["recency"]["auc"]
+    assert test["original"]["baselines"]["recency"]["auc"] == baselines["recency"]["auc"]
     profile = load_profile(out / "calibrated.toml")
     assert profile.name == "default_calibrated"
     weights = {c.name: c.weight for c in profile.categories}
@@ -138,6 +140,7 @@ def test_calibrate_never_trains_and_tests_on_one_period(
     ("text", "message"),
     [
         ("account_id,churned_at\na,2026-02-30\n", "row 2: column 'churned_at': '2026-02-30'"),
+        ("account_id,churned_at\na,\nb,2026-03-01x\n", "row 3: column 'churned_at': '2026-03-01x'"),
         ("account_id,churned\na,\n", "column 'churned_at' is not in the header"),
         ("account_id,churned_at\na,\n,2026-01-01\n", "row 3: column 'account_id' is empty"),
         ("account_id,churned_at\na,\na,2026-01-01\n", "row 3: account 'a' is labelled twice"),
@@ -153,6 +156,12 @@ def test_bad_label_files_name_the_row_and_column(
     args = ["backtest", "--events", str(events), "--at", "2026-03-01", "--horizon", "30"]
     assert main(args + ["--labels", str(labels), "--out", str(tmp_path / "o")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_churn_dates_may_carry_a_time(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("account_id,churned_at\na,2026-03-01T17:45:00Z\nb,2026-03-02\nc,\n")
+    assert load_labels(str(labels)) == {"a": date(2026, 3, 1), "b": date(2026, 3, 2), "c": None}
 
 
 def test_backtest_of_a_mapped_csv_equals_the_same_events_in_the_contract(

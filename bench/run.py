@@ -178,6 +178,20 @@ def wait_for_log(worker: WorkerProcess, marker: str, timeout: float) -> float:
     raise RuntimeError(f"worker never logged {marker!r}:\n{worker.log_tail()}")
 
 
+def time_recovery(settings: Settings, workdir: Path) -> tuple[float, float]:
+    """Start a worker on a filled changelog: seconds from its recovery starting to ready,
+    and from its process starting to ready."""
+    worker = WorkerProcess(settings, workdir)
+    started = time.time()
+    worker.start()
+    try:
+        ready = wait_for_log(worker, "Worker ready", timeout=600)
+        begun = log_time(worker.log_path.read_text(), "Recovery]: Starting") or started
+    finally:
+        worker.stop()
+    return ready - begun, ready - started
+
+
 async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[float]:
     """Produce at ``rate`` events/s; latency of each score change from its event's append."""
     lines = [line for line in workload_small() if not line.startswith(b'{"type":"tick"')][
@@ -286,16 +300,9 @@ def main() -> int:
             f"{len(outputs):,} score changes); peak RSS {results['peak_rss_mb']:.0f} MB"
         )
 
-        recovering = WorkerProcess(base, workdir / "w2")
-        started = time.time()
-        recovering.start()
-        try:
-            ready = wait_for_log(recovering, "Worker ready", timeout=600)
-            begun = log_time(recovering.log_path.read_text(), "Recovery]: Starting") or started
-        finally:
-            recovering.stop()
-        results["recovery_s_100k_accounts"] = ready - begun
-        results["restart_to_ready_s"] = ready - started
+        recovery_s, to_ready_s = time_recovery(base, workdir / "w2")
+        results["recovery_s_100k_accounts"] = recovery_s
+        results["restart_to_ready_s"] = to_ready_s
         say(
             f"  recovery of {args.accounts:,} accounts from the changelog: "
             f"{results['recovery_s_100k_accounts']:.1f} s "
@@ -309,15 +316,7 @@ def main() -> int:
         asyncio.run(create_topics(bootstrap, topic_layout(compact)))
         latest = {(r.partition, r.key): r.value for r in changelog if r.value is not None}
         asyncio.run(produce_changelog(bootstrap, f"{compact.app_id}-accounts-changelog", latest))
-        compacted = WorkerProcess(compact, workdir / "w2c")
-        started = time.time()
-        compacted.start()
-        try:
-            ready = wait_for_log(compacted, "Worker ready", timeout=600)
-            begun = log_time(compacted.log_path.read_text(), "Recovery]: Starting") or started
-        finally:
-            compacted.stop()
-        results["recovery_s_100k_accounts_compacted"] = ready - begun
+        results["recovery_s_100k_accounts_compacted"], _ = time_recovery(compact, workdir / "w2c")
         results["recovery_compacted_records"] = len(latest)
         say(
             f"  recovery from a compacted changelog ({len(latest):,} snapshots, one per "

@@ -138,8 +138,8 @@ def replay_to_cutoffs(
                 unhealthy[account_id] = None
 
     def picture(cutoff: int) -> None:
-        for account_id, outputs in book.tick(cutoff, list(book.states))[0]:
-            note(account_id, [outputs])
+        for account_id, output in book.tick(cutoff, list(book.states))[0]:
+            note(account_id, [output])
         first_recent = cutoff // MS_PER_DAY - FREQUENCY_DAYS
         accounts = []
         for account_id in book.states:

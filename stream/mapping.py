@@ -25,7 +25,7 @@ import math
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -250,16 +250,7 @@ class InputMapping:
 
     def for_csv(self) -> InputMapping:
         """The same mapping, naming columns in its errors."""
-        return InputMapping(
-            self.preset,
-            self.fields,
-            self.events,
-            self.unknown_events,
-            self.account_trait,
-            self.account_extension,
-            self.fact_traits,
-            "column",
-        )
+        return replace(self, noun="column")
 
     # -- applying ---------------------------------------------------------------------
 

@@ -366,17 +366,6 @@ class InputMapping:
     def _at(self, where: str) -> str:
         return f"{self.noun} {where!r}"
 
-    def describe(self) -> dict[str, Any]:
-        """The mapping as plain data, for ``map-check`` and logs."""
-        return {
-            "preset": self.preset,
-            "fields": {k: s.text for k, s in self.fields.items()},
-            "events": None
-            if self.events is None
-            else {name: rule.type.value for name, rule in self.events.items()},
-            "unknown_events": self.unknown_events,
-        }
-
 
 def _sources(table: Mapping[str, Any], where: str) -> dict[str, Source]:
     out = {}

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from scoring.profile import ZONES
 from sinks import AsyncSink, JsonlFileSink, ScoreHistory, ThreadedSink, WebhookSink
 from stream.codec import REASONS
-from stream.mapping import MAPPING_REASONS
+from stream.mapping import MAPPING_REASONS, SKIP_REASONS
 from stream.worker import BatchResult
 from windows.telemetry import EventType
 
@@ -154,6 +154,9 @@ class WorkerMetrics:
                 self.source_events.labels(topic=topic, type=event_type.value)
         for reason in sorted(REASONS | set(MAPPING_REASONS)):
             self.dead_letters.labels(reason=reason)
+        if source_topics:
+            for reason in SKIP_REASONS:
+                self.skipped.labels(reason=reason)
         for kind in OUTPUT_KINDS:
             self.outputs.labels(kind=kind)
         for zone in ACCOUNT_ZONES:

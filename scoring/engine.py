@@ -42,8 +42,27 @@ class DuplicateEvent(ValueError):
     """An event whose id is among the account's latest applied ids: a producer's resend."""
 
 
+_DAY_TEXT: dict[int, str] = {}
+
+
+def _iso_day(day: int) -> str:
+    """``YYYY-MM-DD`` of a day number (days since the epoch), remembered: outputs name few days."""
+    text = _DAY_TEXT.get(day)
+    if text is None:
+        if len(_DAY_TEXT) >= 4096:
+            _DAY_TEXT.clear()
+        text = _DAY_TEXT[day] = datetime.fromtimestamp(day * 86400, tz=UTC).date().isoformat()
+    return text
+
+
 def _iso(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    """ISO-8601 in UTC to the millisecond, as ``datetime.isoformat(timespec="milliseconds")``
+    writes it, without building a datetime per output."""
+    day, ms = divmod(ts_ms, MS_PER_DAY)
+    seconds, ms = divmod(ms, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{_iso_day(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}+00:00"
 
 
 @dataclass(frozen=True)
@@ -184,7 +203,8 @@ class HealthEngine:
         card = self.card_for(state)
         scorecard = card.scorecard
         points = scorecard.points(state, changed_by)
-        computed = round(scorecard.composite(points)[0])
+        composite = scorecard.composite(points)
+        computed = round(composite[0])
         findings = self.detectors.evaluate(state, changed_by, event_day)
         score, applied = self.overrides.apply(
             state, computed, findings, card.onboarding, self.profile.detectors.cap_score
@@ -207,7 +227,16 @@ class HealthEngine:
             base = self._base(account_id, state, score, zone, ts_ms, findings, applied)
             return [self._alert(base, state, alert) for alert in alerts]
         return self._emit(
-            account_id, state, ts_ms, card, computed, score, zone, findings, applied, ended_by
+            account_id,
+            state,
+            ts_ms,
+            card,
+            composite,
+            score,
+            zone,
+            findings,
+            applied,
+            ended_by,
         )
 
     def describe(self, account_id: str, state: AccountState) -> Output:
@@ -256,7 +285,7 @@ class HealthEngine:
         state: AccountState,
         ts_ms: int,
         card: Card,
-        computed: int,
+        composite: tuple[float, dict[str, float | None]],
         score: int,
         zone: str,
         findings: list[Finding],
@@ -271,7 +300,7 @@ class HealthEngine:
         keys = [f.key for f in findings]
         scorecard = card.scorecard
         assert state.signal_cache is not None  # filled by points()
-        assessment = scorecard.breakdown(state.signal_cache)
+        assessment = scorecard.breakdown(state.signal_cache, composite)
         previous = state.last_score
         detector_outputs = [f.as_output(self.profile.detectors.action(f)) for f in findings]
         if (
@@ -289,7 +318,7 @@ class HealthEngine:
                     "seq": state.seq,
                     "previous_score": None if previous == NO_SCORE else previous,
                     "previous_zone": state.last_zone or None,
-                    "computed_score": computed,
+                    "computed_score": assessment.score,
                     "categories": assessment.category_scores,
                     "signals": self._moved_signals(state, scorecard, assessment.signal_scores),
                     "detectors": detector_outputs,
@@ -357,7 +386,7 @@ class HealthEngine:
             "recommended_action": self._recommended(zone, findings, applied),
             "playbook": self._playbooks.get(zone),
             "event_time": _iso(ts_ms),
-            "as_of": _iso(state.clock * MS_PER_DAY)[:10],
+            "as_of": _iso_day(state.clock),
             "config_version": self.version,
         }
 
@@ -389,10 +418,13 @@ class HealthEngine:
         if len(before) != len(scores):
             before = [NO_SCORE] * len(scores)
         weights = scorecard.effective_weights(scores)
-        names = scorecard.profile.signal_names
-        categories = [c.name for c in scorecard.profile.categories for _ in c.signals]
+        names = scorecard.names
+        categories = scorecard.category_names
+        evidences = scorecard.evidences
+        params = scorecard.params
         moved: list[dict[str, Any]] = []
-        for i, (now, then) in enumerate(zip(scores, before, strict=True)):
+        for i, now in enumerate(scores):
+            then = before[i]
             if now == then:
                 continue
             delta = (0 if now == NO_SCORE else now) - (0 if then == NO_SCORE else then)
@@ -404,7 +436,7 @@ class HealthEngine:
                     "previous": None if then == NO_SCORE else then,
                     "delta": delta,
                     "impact": round(delta * weights[i], 1),
-                    "evidence": SIGNALS[scorecard.kinds[i]].evidence(state, scorecard.params[i]),
+                    "evidence": evidences[i](state, params[i]),
                 }
             )
         moved.sort(key=lambda m: (-abs(float(m["impact"])), str(m["signal"])))

@@ -40,6 +40,10 @@ class Scorecard:
         self.profile = profile
         signals = [(c, s) for c in profile.categories for s in c.signals]
         self.kinds = [s.kind or s.name for _, s in signals]
+        #: per signal, in order: its name, its category's name, its evidence function
+        self.names = [s.name for _, s in signals]
+        self.category_names = [c.name for c, _ in signals]
+        self.evidences = [SIGNALS[kind].evidence for kind in self.kinds]
         self.scorers = [SIGNALS[kind].score for kind in self.kinds]
         self.params = [s.params for _, s in signals]
         factor = 1.0
@@ -60,6 +64,7 @@ class Scorecard:
             for etype in SIGNALS[s.kind or s.name].inputs_for(s.params):
                 affected.setdefault(etype, []).append(i)
         self.affected = {t: tuple(ix) for t, ix in affected.items()}
+        self._shares: dict[tuple[bool, ...], list[float]] = {}
 
     def points(self, state: AccountState, changed_by: EventType | None) -> list[float | None]:
         cache = state.signal_cache
@@ -106,8 +111,13 @@ class Scorecard:
         """The score with its breakdown, for an emitted change."""
         return self.breakdown(self.points(state, changed_by))
 
-    def breakdown(self, points: list[float | None]) -> Assessment:
-        total, categories = self.composite(points)
+    def breakdown(
+        self,
+        points: list[float | None],
+        composite: tuple[float, dict[str, float | None]] | None = None,
+    ) -> Assessment:
+        """``composite``: what ``composite(points)`` returned, when the caller has it."""
+        total, categories = self.composite(points) if composite is None else composite
         score = round(total)
         return Assessment(
             score,
@@ -117,7 +127,15 @@ class Scorecard:
         )
 
     def effective_weights(self, signal_scores: list[int]) -> list[float]:
-        """Each signal's share of the composite, given which signals had data."""
+        """Each signal's share of the composite, given which signals had data (the same few
+        patterns recur, so each is computed once)."""
+        present = tuple([s != NO_SCORE for s in signal_scores])
+        shares = self._shares.get(present)
+        if shares is None:
+            shares = self._shares[present] = self._effective_weights(signal_scores)
+        return shares
+
+    def _effective_weights(self, signal_scores: list[int]) -> list[float]:
         shares = [0.0] * len(signal_scores)
         outer = 0.0
         for _, category_weight, members in self.categories:

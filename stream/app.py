@@ -24,6 +24,7 @@ import orjson
 from faust.types import TP, Message
 
 from sinks import AsyncSink, DeliveryFailure
+from stream.batches import KeyPartitioner, PartitionBatches
 from stream.codec import BadEvent
 from stream.destinations import build_sinks
 from stream.intake import BatchConsumer, BatchTransport
@@ -44,6 +45,8 @@ from windows.telemetry import EventType
 
 #: the key of the tombstone that ends each flush in the changelog; no account has it
 FLUSH_MARK = b"\x00healthstream-flush"
+#: the largest record batch the worker writes: under Kafka's default 1 MB message limit
+PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 class HealthApp(faust.App):
@@ -130,6 +133,8 @@ def create_app(settings: Settings) -> HealthApp:
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_max_poll_records=settings.batch_max,
         consumer_max_fetch_size=4 * 1024 * 1024,
+        # outputs and snapshots go out as whole record batches (stream.batches)
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         table_standby_replicas=0,
         TableManager=BatchTableManager,
     )
@@ -200,24 +205,31 @@ def create_app(settings: Settings) -> HealthApp:
     if settings.web_enabled:
         add_account_views(app, accounts, scorer, engine, recent, local_accounts)
 
+    partitioner = KeyPartitioner()
+
+    def kafka_producer() -> Any:
+        """The aiokafka producer under Faust's (started with the worker)."""
+        return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
     async def publish(result: BatchResult) -> list[asyncio.Future[Any]]:
-        pending = []
-        for account_id, out, record in result.outputs:
-            headers = [
-                ("source_partition", str(record.partition).encode()),
-                ("source_offset", str(record.offset).encode()),
-                ("source_timestamp_ms", str(record.timestamp_ms).encode()),
-            ]
-            pending.append(
-                await send(
-                    settings.output_topic,
-                    account_id.encode(),
-                    orjson.dumps(out),
-                    None,
-                    None,
-                    headers,
-                )
-            )
+        """Write the outputs (as record batches) and dead letters; returns what to await."""
+        pending: list[Any] = []
+        if result.outputs:
+            producer = kafka_producer()
+            topic = settings.output_topic
+            await partitioner.refresh(producer, topic)
+            batches = PartitionBatches(producer)
+            partition_of = partitioner.partition
+            dumps = orjson.dumps
+            for account_id, out, record in result.outputs:
+                key = account_id.encode()
+                headers = [
+                    ("source_partition", str(record.partition).encode()),
+                    ("source_offset", str(record.offset).encode()),
+                    ("source_timestamp_ms", str(record.timestamp_ms).encode()),
+                ]
+                batches.add(topic, partition_of(topic, key), key, dumps(out), headers)
+            pending.append(asyncio.ensure_future(batches.deliver()))
         for dead in result.dead_letters:
             headers = [
                 ("reason", dead.reason.encode()),
@@ -241,29 +253,23 @@ def create_app(settings: Settings) -> HealthApp:
     async def flush() -> None:
         """Write one snapshot per dirty account, then acknowledge the records they cover."""
         dirty, unacked = write_behind.take(time.monotonic())
-        pending = []
-        for account_id, partition in dirty.items():
-            blob = scorer.snapshot(account_id)
-            states.persist(account_id, partition, blob)
-            pending.append(
-                await send(changelog_topic, account_id.encode(), blob, partition, None, None)
-            )
-        if pending:
-            written = await asyncio.gather(*pending)
+        if dirty:
+            batches = PartitionBatches(kafka_producer())
+            for account_id, partition in dirty.items():
+                blob = scorer.snapshot(account_id)
+                states.persist(account_id, partition, blob)
+                batches.add(changelog_topic, partition, account_id.encode(), blob)
+            written = await batches.deliver()
             # A lone tombstone closes each partition's flush in a batch of its own: a broker
             # that reports a partition's end as its last batch's base offset + 1 (Tansu) then
             # still reports the true end, so recovery reads every snapshot of the flush.
-            partitions = sorted({meta.partition for meta in written})
-            marks = [
-                await send(changelog_topic, FLUSH_MARK, None, p, None, None) for p in partitions
-            ]
-            await asyncio.gather(*marks)
+            marks = PartitionBatches(kafka_producer())
+            for _, partition in sorted(written):
+                marks.add(changelog_topic, partition, FLUSH_MARK, None)
+            await marks.deliver()
             if isinstance(states, RocksAccountStates):
                 # recovery then reads the changelog only past what RocksDB already holds
-                last: dict[int, int] = {}
-                for meta in written:
-                    last[meta.partition] = max(meta.offset, last.get(meta.partition, -1))
-                for partition, offset in last.items():
+                for (_, partition), offset in written.items():
                     accounts.data.set_persisted_offset(TP(changelog_topic, partition), offset)
         states.trim()
         # a commit must not cover an output a sink has not delivered (or given up on)

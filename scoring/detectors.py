@@ -450,9 +450,11 @@ class DetectorSet:
         """Every finding now. Series untouched since the last call keep their cached findings."""
         clock = state.clock
         daily = state.daily_cache
+        weekly = state.week_cache
         cached = state.finding_cache
         if state.daily_clock != clock or changed_by is None:
             daily.clear()
+            weekly.clear()
             cached.clear()
             state.daily_clock = clock
             stale: tuple[int, ...] = tuple(range(len(self.watched)))
@@ -467,9 +469,15 @@ class DetectorSet:
             days = daily.get(index)
             if days is None or event_day != clock:
                 days = daily[index] = buckets.daily(clock, DAYS)
+                weeks = weekly[index] = _weeks(days)
             else:
+                # an event of today: only today's count, and so only this week, changed
                 days[-1] = buckets.day_count(clock, clock)
-            cached[index] = self._series_findings(name, days, buckets, clock, state.tenure_days)
+                weeks = weekly[index]
+                weeks[-1] = sum(days[-7:])
+            cached[index] = self._series_findings(
+                name, days, weeks, buckets, clock, state.tenure_days
+            )
         findings = [f for index in range(len(self.watched)) for f in cached.get(index, ())]
         if self.multi is not None:
             held = cached.get(_DECLINING)
@@ -486,14 +494,19 @@ class DetectorSet:
         return findings
 
     def _series_findings(
-        self, name: str, days: list[int], buckets: DailyBuckets, clock: int, tenure: int
+        self,
+        name: str,
+        days: list[int],
+        weeks: list[int],
+        buckets: DailyBuckets,
+        clock: int,
+        tenure: int,
     ) -> list[Finding]:
         out: list[Finding] = []
         if self.regime is not None:
             found = regime_change(name, days, clock, self.regime)
             if found is not None:
                 return [found]  # the starkest reading of this series; drops would repeat it
-        weeks = _weeks(days) if self.drop is not None or self.rebounds is not None else []
         if self.drop is not None:
             found = signal_drop(name, weeks, days, clock, self.drop)
             if found is not None:

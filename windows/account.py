@@ -93,6 +93,7 @@ DERIVED_SLOTS = (
     "card",
     "card_clock",
     "daily_cache",
+    "week_cache",
     "daily_clock",
     "finding_cache",
 )
@@ -207,6 +208,7 @@ class AccountState:
         self.card: Any = None
         self.card_clock = NO_DAY
         self.daily_cache: dict[int, list[int]] = {}
+        self.week_cache: dict[int, list[int]] = {}
         self.daily_clock = NO_DAY
         self.finding_cache: dict[int, list[Any]] = {}
 

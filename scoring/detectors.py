@@ -61,6 +61,33 @@ def _weeks(daily: list[int]) -> list[int]:
     return [sum(daily[i : i + 7]) for i in range(0, DAYS, 7)]
 
 
+_UNKNOWN: dict[str, Any] = {}
+
+
+class SeriesDay:
+    """One watched series of an account as the detectors read it, derived once per day.
+
+    Today's count is the only part an event of today changes: it updates ``days[-1]`` and
+    the week it falls in. What reads only complete days holds for the rest of the day:
+    whether the decline is accelerating (when it is not) and the 14-day comparison for
+    several signals declining."""
+
+    __slots__ = ("days", "weeks", "accel_quiet", "decline")
+
+    def __init__(self, days: list[int]) -> None:
+        self.days = days
+        self.weeks = _weeks(days)
+        #: accelerating_decline found nothing today: it reads complete days only
+        self.accel_quiet = False
+        #: this series' entry for multi_signal_decline (None: not declining); not yet read
+        self.decline: dict[str, Any] | None = _UNKNOWN
+
+    def today(self, count: int) -> None:
+        days = self.days
+        days[-1] = count
+        self.weeks[-1] = sum(days[-7:])
+
+
 def _week_start(clock: int, week: int) -> str:
     return iso_day(clock - DAYS + 1 + 7 * week)
 
@@ -295,19 +322,33 @@ def declining_series(
     gone to zero."""
     declining: dict[str, dict[str, Any]] = {}
     for name, daily in dailies.items():
-        before, after = daily[-29:-15], daily[-15:-1]
-        prior, last = sum(before), sum(after)
-        if prior < p["min_prior_14d"] or 100 * last > (100 - p["decline_pct"]) * prior:
-            continue
-        (m1, s1), (m2, s2) = _mean_sd(before), _mean_sd(after)
-        spread = ((s1 * s1 + s2 * s2) / 14) ** 0.5
-        if spread and (m2 - m1) / spread > -p["z"]:
-            continue
-        declining[name] = {
-            "last_14d": last,
-            "prior_14d": prior,
-            "change_pct": round(100 * (last / prior - 1), 1),
-        }
+        entry = series_decline(daily, p)
+        if entry is not None:
+            declining[name] = entry
+    return with_dropped_series(declining, series_findings)
+
+
+def series_decline(daily: list[int], p: Params) -> dict[str, Any] | None:
+    """One series' part of ``declining_series``: it reads complete days only."""
+    before, after = daily[-29:-15], daily[-15:-1]
+    prior, last = sum(before), sum(after)
+    if prior < p["min_prior_14d"] or 100 * last > (100 - p["decline_pct"]) * prior:
+        return None
+    (m1, s1), (m2, s2) = _mean_sd(before), _mean_sd(after)
+    spread = ((s1 * s1 + s2 * s2) / 14) ** 0.5
+    if spread and (m2 - m1) / spread > -p["z"]:
+        return None
+    return {
+        "last_14d": last,
+        "prior_14d": prior,
+        "change_pct": round(100 * (last / prior - 1), 1),
+    }
+
+
+def with_dropped_series(
+    declining: dict[str, dict[str, Any]], series_findings: list[Finding]
+) -> dict[str, dict[str, Any]]:
+    """Add the series found gone to zero or dropped without recovery."""
     for finding in series_findings:
         if finding.detector in ("regime_change", "drop_no_recovery") and finding.series:
             declining.setdefault(finding.series, {"by": finding.detector})
@@ -449,12 +490,10 @@ class DetectorSet:
     ) -> list[Finding]:
         """Every finding now. Series untouched since the last call keep their cached findings."""
         clock = state.clock
-        daily = state.daily_cache
-        weekly = state.week_cache
+        daily: dict[int, SeriesDay] = state.daily_cache
         cached = state.finding_cache
         if state.daily_clock != clock or changed_by is None:
             daily.clear()
-            weekly.clear()
             cached.clear()
             state.daily_clock = clock
             stale: tuple[int, ...] = tuple(range(len(self.watched)))
@@ -466,24 +505,27 @@ class DetectorSet:
             if buckets is None:
                 cached[index] = []
                 continue
-            days = daily.get(index)
-            if days is None or event_day != clock:
-                days = daily[index] = buckets.daily(clock, DAYS)
-                weeks = weekly[index] = _weeks(days)
+            day = daily.get(index)
+            if day is None or event_day != clock:
+                day = daily[index] = SeriesDay(buckets.daily(clock, DAYS))
             else:
-                # an event of today: only today's count, and so only this week, changed
-                days[-1] = buckets.day_count(clock, clock)
-                weeks = weekly[index]
-                weeks[-1] = sum(days[-7:])
-            cached[index] = self._series_findings(
-                name, days, weeks, buckets, clock, state.tenure_days
-            )
+                day.today(buckets.day_count(clock, clock))
+            cached[index] = self._series_findings(name, day, buckets, clock, state.tenure_days)
         findings = [f for index in range(len(self.watched)) for f in cached.get(index, ())]
         if self.multi is not None:
             held = cached.get(_DECLINING)
             if stale or not held:
-                dailies = {name: daily[i] for i, (name, _) in enumerate(self.watched) if i in daily}
-                held = cached[_DECLINING] = [declining_series(dailies, findings, self.multi)]
+                declining: dict[str, dict[str, Any]] = {}
+                for i, (name, _) in enumerate(self.watched):
+                    day = daily.get(i)
+                    if day is None:
+                        continue
+                    entry = day.decline
+                    if entry is _UNKNOWN:
+                        entry = day.decline = series_decline(day.days, self.multi)
+                    if entry is not None:
+                        declining[name] = entry
+                held = cached[_DECLINING] = [with_dropped_series(declining, findings)]
             found = multi_signal_decline(state, held[0], self.multi)
             if found is not None:
                 findings.append(found)
@@ -494,15 +536,10 @@ class DetectorSet:
         return findings
 
     def _series_findings(
-        self,
-        name: str,
-        days: list[int],
-        weeks: list[int],
-        buckets: DailyBuckets,
-        clock: int,
-        tenure: int,
+        self, name: str, day: SeriesDay, buckets: DailyBuckets, clock: int, tenure: int
     ) -> list[Finding]:
         out: list[Finding] = []
+        days, weeks = day.days, day.weeks
         if self.regime is not None:
             found = regime_change(name, days, clock, self.regime)
             if found is not None:
@@ -515,8 +552,10 @@ class DetectorSet:
             found = weakening_rebounds(name, weeks, days, clock, self.rebounds)
             if found is not None:
                 out.append(found)
-        if self.accel is not None:
+        if self.accel is not None and not day.accel_quiet:
             found = accelerating_decline(name, days, buckets, clock, tenure, self.accel)
-            if found is not None:
+            if found is None:
+                day.accel_quiet = True
+            else:
                 out.append(found)
         return out

@@ -93,7 +93,6 @@ DERIVED_SLOTS = (
     "card",
     "card_clock",
     "daily_cache",
-    "week_cache",
     "daily_clock",
     "finding_cache",
 )
@@ -207,8 +206,7 @@ class AccountState:
         self.cache_clock = NO_DAY
         self.card: Any = None
         self.card_clock = NO_DAY
-        self.daily_cache: dict[int, list[int]] = {}
-        self.week_cache: dict[int, list[int]] = {}
+        self.daily_cache: dict[int, Any] = {}
         self.daily_clock = NO_DAY
         self.finding_cache: dict[int, list[Any]] = {}
 

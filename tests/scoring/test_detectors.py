@@ -160,3 +160,36 @@ def test_several_signals_declining_is_yellow_with_the_champion_and_red_without()
     assert multi_signal_decline(_champion(2), one, p) is None
     gone = champion_silent(silent, P["champion_silent"])
     assert gone is not None and gone.evidence["champion"] == "chris"
+
+
+def test_findings_through_a_day_of_events_match_a_fresh_reading() -> None:
+    """Incremental: an event of today updates only today's part of what the detectors read;
+    the findings after each event equal those of a state read from scratch."""
+    from scoring.detectors import DetectorSet
+    from scoring.profile import load_profile
+    from windows.snapshot import decode_state, encode_state
+
+    detectors = DetectorSet(load_profile().detectors)
+    state = AccountState()
+    start = CLOCK - 83
+    speeding = [20] * 24 + [round(20 - 0.004 * k * k) for k in range(59)]
+    for offset, count in enumerate(speeding):
+        day = start + offset
+        ts = day * MS_PER_DAY + 3_600_000
+        state.apply(TelemetryEvent("c", "a", EventType.CHAMPION_CHANGED, ts, 1, "chris", {}))
+        if count:
+            for etype in (EventType.LOGIN, EventType.VALUE_ACTION):
+                event = TelemetryEvent(f"{etype}-{day}", "a", etype, ts, count, "ann", {})
+                state.apply(event)
+    state.advance_to(CLOCK)
+    first = detectors.evaluate(state, None)
+    assert {f.detector for f in first} >= {"accelerating_decline", "multi_signal_decline"}
+    for hour in range(1, 12):
+        ts = CLOCK * MS_PER_DAY + hour * 3_600_000
+        etype = EventType.LOGIN if hour % 2 else EventType.VALUE_ACTION
+        state.apply(TelemetryEvent(f"today-{hour}", "a", etype, ts, 3, "ann", {}))
+        now = detectors.evaluate(state, etype, CLOCK)
+        fresh = detectors.evaluate(decode_state(encode_state(state)), None)
+        assert [(f.key, f.severity, f.evidence) for f in now] == [
+            (f.key, f.severity, f.evidence) for f in fresh
+        ]

@@ -35,6 +35,7 @@ from stream.offsets import wait_for_commits
 from stream.process import WorkerProcess
 from stream.produce import TelemetryProducer, topic_layout
 from stream.replay import replay
+from stream.runtime import tune_gc
 from stream.settings import Settings, build_engine
 from stream.synthetic import Scenario, generate
 from windows.snapshot import encode_state
@@ -285,6 +286,7 @@ def main() -> int:
         )
 
         sink = MemorySink()
+        tune_gc()  # as `healthstream replay` runs
         t = time.perf_counter()
         book, _ = replay(lines, build_engine(base), sink)
         replay_s = time.perf_counter() - t

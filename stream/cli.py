@@ -18,6 +18,7 @@ from stream.backtesting import BacktestError
 from stream.broker import BrokerError
 from stream.codec import BadEvent
 from stream.mapping import InputMapping, MappingError
+from stream.runtime import tune_gc
 from stream.settings import Settings, SettingsError, load_settings
 
 
@@ -121,6 +122,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{args.events}: {where}{exc.reason}: {exc}", file=sys.stderr)
 
     mapping = input_mapping(args)
+    tune_gc()
     progress = Progress("replay")
     started = time.perf_counter()
     try:
@@ -248,6 +250,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     at = parse_day(args.at, "--at")
     mapping = input_mapping(args)
     engine = build_engine(_settings(args))
+    tune_gc()
     progress = Progress("backtest")
     try:
         records = read_events(args.events, mapping, args.format)
@@ -278,6 +281,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     mapping = input_mapping(args)
     out_profile = Path(args.out_profile or Path(args.out) / "calibrated.toml")
+    tune_gc()
     progress = Progress("calibrate")
     try:
         report = calibrate(
@@ -354,6 +358,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.broker import await_broker
 
     settings = _settings(args)
+    tune_gc()
     app = create_app(settings)
     asyncio.run(
         await_broker(

@@ -25,7 +25,6 @@ from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding
 from scoring.model import NO_SCORE, Scorecard
 from scoring.overrides import AppliedOverride, OverrideRules
 from scoring.profile import Profile, Weighting
-from scoring.signals import SIGNALS
 from windows.account import NO_DAY, AccountState, Series
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
@@ -253,8 +252,6 @@ class HealthEngine:
         )
         zone = "onboarding" if card.onboarding else scorecard.profile.zone(score)
         shares = scorecard.effective_weights(assessment.signal_scores)
-        names = scorecard.profile.signal_names
-        categories = [c.name for c in scorecard.profile.categories for _ in c.signals]
         base = self._base(account_id, state, score, zone, state.now_ms, findings, applied)
         return {
             **base,
@@ -263,11 +260,11 @@ class HealthEngine:
             "categories": assessment.category_scores,
             "signals": [
                 {
-                    "signal": names[i],
-                    "category": categories[i],
+                    "signal": scorecard.names[i],
+                    "category": scorecard.category_names[i],
                     "score": None if value == NO_SCORE else value,
                     "weight_share": round(shares[i], 4),
-                    "evidence": SIGNALS[scorecard.kinds[i]].evidence(state, scorecard.params[i]),
+                    "evidence": scorecard.evidences[i](state, scorecard.params[i]),
                 }
                 for i, value in enumerate(assessment.signal_scores)
             ],

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from windows.account import EVENT_TYPES_OF_SERIES, NO_DAY, SERIES_BY_NAME, AccountState
@@ -30,7 +31,9 @@ _DECLINING = -1
 _EPOCH = date(1970, 1, 1).toordinal()
 
 
+@lru_cache(maxsize=4096)
 def iso_day(day: int) -> str:
+    """``YYYY-MM-DD`` of a day number (days since the epoch); outputs name few days."""
     return date.fromordinal(day + _EPOCH).isoformat()
 
 
@@ -319,7 +322,8 @@ def declining_series(
 ) -> dict[str, dict[str, Any]]:
     """The watched series down ``decline_pct`` or more, the last 14 complete days on the 14
     before, and clearly so (Welch's t at most ``-z``); or found dropped without recovery or
-    gone to zero."""
+    gone to zero. ``DetectorSet`` assembles the same from each series' part, kept for the
+    day (``SeriesDay.decline``)."""
     declining: dict[str, dict[str, Any]] = {}
     for name, daily in dailies.items():
         entry = series_decline(daily, p)

@@ -17,11 +17,10 @@ from __future__ import annotations
 import hashlib
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from scoring.alerts import Alert, AlertRules
-from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding
+from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding, iso_day
 from scoring.model import NO_SCORE, Scorecard
 from scoring.overrides import AppliedOverride, OverrideRules
 from scoring.profile import Profile, Weighting
@@ -41,19 +40,6 @@ class DuplicateEvent(ValueError):
     """An event whose id is among the account's latest applied ids: a producer's resend."""
 
 
-_DAY_TEXT: dict[int, str] = {}
-
-
-def _iso_day(day: int) -> str:
-    """``YYYY-MM-DD`` of a day number (days since the epoch), remembered: outputs name few days."""
-    text = _DAY_TEXT.get(day)
-    if text is None:
-        if len(_DAY_TEXT) >= 4096:
-            _DAY_TEXT.clear()
-        text = _DAY_TEXT[day] = datetime.fromtimestamp(day * 86400, tz=UTC).date().isoformat()
-    return text
-
-
 def _iso(ts_ms: int) -> str:
     """ISO-8601 in UTC to the millisecond, as ``datetime.isoformat(timespec="milliseconds")``
     writes it, without building a datetime per output."""
@@ -61,7 +47,7 @@ def _iso(ts_ms: int) -> str:
     seconds, ms = divmod(ms, 1000)
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{_iso_day(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}+00:00"
+    return f"{iso_day(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}+00:00"
 
 
 @dataclass(frozen=True)
@@ -160,8 +146,8 @@ class HealthEngine:
             raise DuplicateEvent(f"event {event.event_id!r} was already applied")
         if not state.apply(event):
             raise EventTooOld(
-                f"event of {_iso(event.ts_ms)[:10]} is more than 90 days before the "
-                f"account's clock {_iso(state.clock * MS_PER_DAY)[:10]}"
+                f"event of {iso_day(event.ts_ms // MS_PER_DAY)} is more than 90 days before the "
+                f"account's clock {iso_day(state.clock)}"
             )
         state.remember(id_crc, self.config.dedup_memory)
         return self.evaluate(account_id, state, event.ts_ms, event.type, event.ts_ms // MS_PER_DAY)
@@ -383,7 +369,7 @@ class HealthEngine:
             "recommended_action": self._recommended(zone, findings, applied),
             "playbook": self._playbooks.get(zone),
             "event_time": _iso(ts_ms),
-            "as_of": _iso_day(state.clock),
+            "as_of": iso_day(state.clock),
             "config_version": self.version,
         }
 

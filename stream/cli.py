@@ -122,7 +122,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{args.events}: {where}{exc.reason}: {exc}", file=sys.stderr)
 
     mapping = input_mapping(args)
-    tune_gc()
     progress = Progress("replay")
     started = time.perf_counter()
     try:
@@ -250,7 +249,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     at = parse_day(args.at, "--at")
     mapping = input_mapping(args)
     engine = build_engine(_settings(args))
-    tune_gc()
     progress = Progress("backtest")
     try:
         records = read_events(args.events, mapping, args.format)
@@ -281,7 +279,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     mapping = input_mapping(args)
     out_profile = Path(args.out_profile or Path(args.out) / "calibrated.toml")
-    tune_gc()
     progress = Progress("calibrate")
     try:
         report = calibrate(
@@ -358,7 +355,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.broker import await_broker
 
     settings = _settings(args)
-    tune_gc()
     app = create_app(settings)
     asyncio.run(
         await_broker(
@@ -532,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_gc()  # worker, replay, backtest and calibrate hold a large book of accounts
     try:
         result: Any = args.func(args)
     except (

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.engine import _iso, _iso_day
+from scoring.detectors import iso_day
+from scoring.engine import _iso
 from scoring.model import NO_SCORE, Scorecard
 from scoring.profile import load_profile
 
@@ -24,7 +25,7 @@ def test_event_times_at_the_edges_of_a_day() -> None:
     assert _iso(day) == "2026-01-01T00:00:00.000+00:00"
     assert _iso(day - 1) == "2025-12-31T23:59:59.999+00:00"
     assert _iso(day + 86_399_999) == "2026-01-01T23:59:59.999+00:00"
-    assert _iso_day(20_454) == "2026-01-01"
+    assert iso_day(20_454) == "2026-01-01"
 
 
 @given(st.lists(st.booleans(), min_size=1, max_size=64))

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-unit lint typecheck bench clean
+.PHONY: help venv demo test test-unit lint typecheck bench quality clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,9 @@ lint: $(STAMP)  ## ruff and mypy (strict on the pure core)
 
 bench: $(STAMP)  ## throughput (raw loop, worker, replay), latency, memory, state size, recovery
 	$(BIN)/python bench/run.py
+
+quality: $(STAMP)  ## model quality: false alarms, detection, memory of declines (quality/results.json, quality/report.html)
+	$(BIN)/python -m quality.run
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,24 +1,30 @@
 """Detectors: patterns in a signal's history, each returned with the evidence it rests on.
 
-A detector is a pure function of an account's windows. The series detectors read the last
-84 days of one series as 12 weeks ending today (week 11 holds today); the account
-detectors read several series and the champion. Each finding has a severity from the
-response framework: ``monitor`` (note it), ``yellow`` (reach out) or ``red`` (act now).
+The series detectors read the 84 complete days of one series that end yesterday, as 12
+weeks; today, still filling up, is never read, so a finding cannot switch on at midnight
+and off again when the day's first events arrive. A count is judged against the account's
+own usual level with a test made for overdispersed counts (``scoring.counts``): a
+parameter, ``alpha``, sets how often a steady account is flagged, whatever its volume.
 
-Findings are recomputed on every event that can change them: a series' daily history is
-rebuilt once per account and day, and an event of today only updates today's count.
+A drop is followed from its onset to its recovery in a small record on the account
+(``AccountState.watch``) that keeps the usual level from before the drop, so a decline that
+lasts is judged against where the account was, not against its own new low, for as long as
+it lasts. The account detectors read several series and the champion. Each finding has a
+severity from the response framework: ``monitor`` (note it), ``yellow`` (reach out) or
+``red`` (act now).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
-from functools import lru_cache
 from typing import Any
 
+from scoring.counts import Reference
 from windows.account import EVENT_TYPES_OF_SERIES, NO_DAY, SERIES_BY_NAME, AccountState
 from windows.buckets import DailyBuckets
+from windows.days import iso_day
 from windows.telemetry import EventType
 
 Params = Mapping[str, Any]
@@ -26,15 +32,10 @@ DAYS = 84
 WEEKS = DAYS // 7
 SEVERITIES = ("monitor", "yellow", "red")
 SEVERITY_RANK = {"monitor": 1, "yellow": 2, "red": 3}
+#: the findings of a drop record, which has its own hysteresis
+_FOLLOWED = frozenset({"single_drop", "drop_no_recovery"})
 #: where ``finding_cache`` keeps the declining series (the series' own findings use 0..n-1)
 _DECLINING = -1
-_EPOCH = date(1970, 1, 1).toordinal()
-
-
-@lru_cache(maxsize=4096)
-def iso_day(day: int) -> str:
-    """``YYYY-MM-DD`` of a day number (days since the epoch); outputs name few days."""
-    return date.fromordinal(day + _EPOCH).isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,166 +65,227 @@ def _weeks(daily: list[int]) -> list[int]:
     return [sum(daily[i : i + 7]) for i in range(0, DAYS, 7)]
 
 
-_UNKNOWN: dict[str, Any] = {}
+#: the fields of a series' drop record (``AccountState.watch``): when the drop began, the
+#: usual level it is judged against, frozen at its onset, and how far it has gone
+_START, _PER_WEEK, _DISPERSION, _WEEKS_KNOWN, _NO_RECOVERY, _RECOVERED, _SILENT = range(7)
 
 
 class SeriesDay:
-    """One watched series of an account as the detectors read it, derived once per day.
+    """One watched series as the detectors read it on one day: its 84 complete days
+    ending yesterday (today, still filling up, is never read) and their 12 weeks.
 
-    Today's count is the only part an event of today changes: it updates ``days[-1]`` and
-    the week it falls in. What reads only complete days holds for the rest of the day:
-    whether the decline is accelerating (when it is not) and the 14-day comparison for
-    several signals declining."""
+    ``known`` is the index of the first of those days within the account's history:
+    the days before it are not zeros, they are unknown."""
 
-    __slots__ = ("days", "weeks", "accel_quiet", "decline")
+    __slots__ = ("days", "weeks", "known", "decline")
 
-    def __init__(self, days: list[int]) -> None:
+    def __init__(self, days: list[int], known: int) -> None:
         self.days = days
         self.weeks = _weeks(days)
-        #: accelerating_decline found nothing today: it reads complete days only
-        self.accel_quiet = False
+        self.known = known
         #: this series' entry for multi_signal_decline (None: not declining); not yet read
         self.decline: dict[str, Any] | None = _UNKNOWN
 
-    def today(self, count: int) -> None:
-        days = self.days
-        days[-1] = count
-        self.weeks[-1] = sum(days[-7:])
+    def reference(self, first_week: int, end_week: int, p: Params) -> Reference | None:
+        """The usual level from the complete weeks ``first_week``..``end_week - 1`` that lie
+        within the account's history."""
+        first = max(first_week, -(-self.known // 7))
+        if end_week - first < p["min_baseline_weeks"]:
+            return None
+        ref = Reference.of_weeks(
+            self.weeks[first:end_week], p["dispersion_prior"], p["min_dispersion"]
+        )
+        return ref if ref is not None and ref.per_week >= p["min_per_week"] else None
+
+    def last(self, days: int) -> int:
+        return sum(self.days[DAYS - days :])
 
 
-def _week_start(clock: int, week: int) -> str:
-    return iso_day(clock - DAYS + 1 + 7 * week)
+_UNKNOWN: dict[str, Any] = {}
+
+
+def _day_start(clock: int, index: int) -> str:
+    return iso_day(clock - DAYS + index)
 
 
 # -- series detectors ---------------------------------------------------------------------
 
 
-def regime_change(name: str, daily: list[int], clock: int, p: Params) -> Finding | None:
-    """Active → zero: at least ``zero_days`` silent days, and more than ``gap_multiple`` times
-    the longest gap, after four steadily active weeks."""
+def regime_change(name: str, day: SeriesDay, clock: int, p: Params) -> Finding | None:
+    """Active → zero: at least ``zero_days`` silent complete days after four steadily active
+    weeks, a silence that long being less likely than ``alpha`` at the usual level."""
+    daily = day.days
     zeros = 0
     for count in reversed(daily):
         if count:
             break
         zeros += 1
     end = DAYS - zeros
-    if zeros < p["zero_days"] or end < 28:
+    if zeros < p["zero_days"] or end - 28 < day.known:
         return None
     before = daily[end - 28 : end]
-    longest_gap = gap = 0
-    for count in before:
-        gap = 0 if count else gap + 1
-        longest_gap = max(longest_gap, gap)
-    if zeros <= p["gap_multiple"] * longest_gap:
-        return None  # a series this sparse goes quiet that long by chance
-    active = sum(1 for c in before if c)
-    per_week = sum(before) / 4
-    if active < p["min_active_days"] or per_week < p["min_per_week"]:
+    weekly = [sum(before[i : i + 7]) for i in range(0, 28, 7)]
+    ref = Reference.of_weeks(weekly, p["dispersion_prior"], p["min_dispersion"])
+    if ref is None or sum(1 for c in before if c) < p["min_active_days"]:
         return None
-    steady = p["steady_ratio"] * per_week
-    if any(sum(before[i : i + 7]) < steady for i in range(0, 28, 7)):
+    if min(weekly) < p["steady_ratio"] * ref.per_week:
         return None  # it was already fading: a drop, not a sudden change
+    chance = ref.chance_of_silence(zeros)
+    if chance >= p["alpha"]:
+        return None  # a series this sparse goes quiet that long by chance
     return Finding(
         "regime_change",
         p["severity"],
         name,
         {
-            "last_active_day": iso_day(clock - zeros),
+            "last_active_day": iso_day(clock - 1 - zeros),
             "zero_days": zeros,
-            "per_week_before": round(per_week, 1),
-            "active_days_in_4_weeks_before": active,
+            "per_week_before": round(ref.per_week, 1),
+            "active_days_in_4_weeks_before": sum(1 for c in before if c),
+            "chance_by_noise": _chance(chance),
         },
     )
 
 
-def _mean_sd(xs: list[int]) -> tuple[float, float]:
-    n = len(xs)
-    mean = sum(xs) / n
-    return mean, (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
+def _chance(value: float) -> float:
+    return float(f"{value:.2g}")
 
 
-def _latest_drop(
-    weeks: list[int], daily: list[int], p: Params
-) -> tuple[int, float, float, int | None] | None:
-    """The latest week that fell below ``dip_ratio`` of the 4 weeks before it, and clearly
-    so (by ``z`` standard deviations of a week, from those 28 days' day-to-day noise):
-    its index, that baseline, the week's noise, and the first later week back at
-    ``recover_ratio`` of the baseline (None: not yet)."""
-    found = None
-    i = 4
-    while i < WEEKS:
-        baseline = (weeks[i - 4] + weeks[i - 3] + weeks[i - 2] + weeks[i - 1]) / 4
-        if baseline < p["min_baseline_per_week"] or weeks[i] >= p["dip_ratio"] * baseline:
-            i += 1
-            continue
-        # the noise only where the ratio already says "drop": this runs on every event
-        noise = _mean_sd(daily[7 * (i - 4) : 7 * i])[1] * 7**0.5
-        if baseline - weeks[i] < p["z"] * noise:
-            i += 1
-            continue
-        j = i + 1
-        while j < WEEKS and weeks[j] < p["recover_ratio"] * baseline:
-            j += 1
-        found = (i, baseline, noise, j if j < WEEKS else None)
-        i = j + 1
-    return found
+def drop_onset(day: SeriesDay, p: Params, since: int = DAYS) -> tuple[int, Reference, float] | None:
+    """A drop in progress: the last 7, 14, 21 or 28 complete days (none of them more than
+    ``since`` days back) at most ``dip_ratio`` of the usual level of the 8 weeks before
+    them, the last week too, and less likely than ``alpha`` by noise.
 
-
-def signal_drop(
-    name: str, weeks: list[int], daily: list[int], clock: int, p: Params
-) -> Finding | None:
-    """A single drop: ``monitor`` while young or once recovered within ``recovered_within_weeks``;
-    ``drop_no_recovery`` (yellow) when it has lasted ``no_recovery_weeks`` without recovering
-    and the weeks since are, together, clearly below the baseline."""
-    drop = _latest_drop(weeks, daily, p)
-    if drop is None:
+    Returns how many days it has lasted (the most telling window), the usual level, and
+    that window's chance."""
+    ref = day.reference(0, WEEKS - 4, p)
+    if ref is None or day.last(7) > p["dip_ratio"] * ref.per_week:
         return None
-    start, baseline, noise, recovered = drop
-    down_weeks = (WEEKS if recovered is None else recovered) - start
-    episode = weeks[start : WEEKS if recovered is None else recovered]
+    best: tuple[int, Reference, float] | None = None
+    for window in (7, 14, 21, 28):
+        if window > since:
+            break
+        total = day.last(window)
+        if total > p["dip_ratio"] * ref.per_week * window / 7:
+            continue
+        chance = ref.chance_of_at_most(total, window)
+        if chance < p["alpha"] and (best is None or chance < best[2]):
+            best = (window, ref, chance)
+    return best
+
+
+def _recovery_window(per_week: float, down: int, p: Params) -> int:
+    """Long enough to expect ``recovery_events`` at the usual level (1-4 weeks), within the
+    drop: a week back at a few events a week proves little."""
+    weeks = min(4, max(1, math.ceil(p["recovery_events"] / per_week)))
+    return int(min(7 * weeks, max(7, down)))
+
+
+def follow_drop(record: list[float], day: SeriesDay, clock: int, p: Params) -> None:
+    """Advance one day of a drop in progress: recovered, or held long enough without recovery."""
+    start, per_week = int(record[_START]), record[_PER_WEEK]
+    down = clock - start
+    window = _recovery_window(per_week, down, p)
+    usual = per_week * window / 7
+    if down >= 7 and day.last(window) >= p["recover_ratio"] * usual:
+        if day.last(7) >= 0.5 * p["recover_ratio"] * per_week:
+            record[_RECOVERED] = clock
+            record[_NO_RECOVERY] = 0
+            return
+    if not record[_NO_RECOVERY]:
+        # no recovery after three weeks: the last three weeks, the last one too, are down
+        held = p["no_recovery_days"]
+        total = day.last(held)
+        if total > p["dip_ratio"] * per_week * held / 7 or day.last(7) > p["dip_ratio"] * per_week:
+            return
+        ref = Reference(per_week, record[_DISPERSION], int(record[_WEEKS_KNOWN]))
+        if ref.chance_of_at_most(total, held) < p["hold_alpha"]:
+            record[_NO_RECOVERY] = 1
+
+
+def advance_watch(
+    record: list[float] | None, day: SeriesDay, clock: int, regime: bool, p: Params
+) -> list[float] | None:
+    """The drop record of one series after today's reading (None: nothing to follow)."""
+    if record is not None and record[_RECOVERED] == NO_DAY:
+        follow_drop(record, day, clock, p)
+        if regime:
+            record[_SILENT] = 1
+        return record
+    since = DAYS
+    if record is not None:
+        since = clock - int(record[_RECOVERED])
+        if since > p["recent_days"]:
+            record = None
+    onset = drop_onset(day, p, since)  # not the recovered drop again
+    if onset is None:
+        return record
+    window, ref, _ = onset
+    return [clock - window, ref.per_week, ref.dispersion, ref.weeks, 0, NO_DAY, int(regime)]
+
+
+def drop_finding(
+    name: str, record: list[float], day: SeriesDay, clock: int, p: Params
+) -> Finding | None:
+    """What a series' drop record says today: ``single_drop`` (monitor) while young or once
+    recovered, ``drop_no_recovery`` (yellow) once it has lasted ``no_recovery_days``."""
+    start, per_week = int(record[_START]), record[_PER_WEEK]
+    down = clock - start
+    recent = min(max(down, 7), 28)
     evidence: dict[str, Any] = {
-        "drop_week_start": _week_start(clock, start),
-        "baseline_per_week": round(baseline, 1),
-        "low_per_week": min(episode),
-        "this_week": weeks[-1],
-        "weeks_down": down_weeks,
+        "drop_start": iso_day(start),
+        "usual_per_week": round(per_week, 1),
+        "per_week_since": round(7 * day.last(recent) / recent, 1),
+        "change_pct": round(100 * (day.last(recent) / (per_week * recent / 7) - 1), 1),
+        "days_down": down,
+        "recovered": record[_RECOVERED] != NO_DAY,
     }
-    if recovered is None:
-        evidence["recovered"] = False
-        shortfall = baseline - sum(episode) / down_weeks
-        if down_weeks >= p["no_recovery_weeks"] and shortfall >= p["z"] * noise / down_weeks**0.5:
-            return Finding("drop_no_recovery", p["no_recovery_severity"], name, evidence)
+    if record[_RECOVERED] != NO_DAY:
+        evidence["days_down"] = int(record[_RECOVERED]) - start
+        evidence["recovered_on"] = iso_day(int(record[_RECOVERED]))
         return Finding("single_drop", p["severity"], name, evidence)
-    if down_weeks <= p["recovered_within_weeks"] and WEEKS - recovered <= p["recent_weeks"]:
-        evidence["recovered"] = True
-        evidence["recovered_week_start"] = _week_start(clock, recovered)
-        return Finding("single_drop", p["severity"], name, evidence)
-    return None
+    if record[_NO_RECOVERY]:
+        return Finding("drop_no_recovery", p["no_recovery_severity"], name, evidence)
+    return Finding("single_drop", p["severity"], name, evidence)
 
 
-def weakening_rebounds(
-    name: str, weeks: list[int], daily: list[int], clock: int, p: Params
-) -> Finding | None:
+def silence_held(name: str, record: list[float], day: SeriesDay, clock: int) -> Finding | None:
+    """A regime change that has outlasted the detectors' 12-week view: still red while the
+    series stays at zero."""
+    start = int(record[_START])
+    if not record[_SILENT] or record[_RECOVERED] != NO_DAY or day.last(min(clock - start, DAYS)):
+        return None
+    return Finding(
+        "regime_change",
+        "red",
+        name,
+        {
+            "silent_since": iso_day(start),
+            "zero_days": clock - start,
+            "per_week_before": round(record[_PER_WEEK], 1),
+        },
+    )
+
+
+def weakening_rebounds(name: str, day: SeriesDay, clock: int, p: Params) -> Finding | None:
     """Repeated drops, each rebound weaker than the level before it. A drop is a week below
-    ``dip_ratio`` of the first four weeks' level and ``z`` weekly deviations under it."""
-    base = (weeks[0] + weeks[1] + weeks[2] + weeks[3]) / 4
-    if base < p["min_baseline_per_week"]:
+    ``dip_ratio`` of the first four weeks' level and less likely than ``alpha`` by noise."""
+    ref = day.reference(0, 4, p)
+    if ref is None:
         return None
-
-    def troughs_below(dip: float) -> list[int]:
-        return [
-            i
-            for i in range(4, WEEKS)
-            if weeks[i] < dip
-            and weeks[i] <= weeks[i - 1]
-            and (i == WEEKS - 1 or weeks[i] < weeks[i + 1])
-        ]
-
-    # the ratio first (cheap, on every event); the noise only when it finds two troughs
-    if len(troughs_below(p["dip_ratio"] * base)) < 2:
+    weeks = day.weeks
+    base = ref.per_week
+    dip = p["dip_ratio"] * base
+    troughs = [
+        i
+        for i in range(4, WEEKS)
+        if weeks[i] < dip
+        and weeks[i] <= weeks[i - 1]
+        and (i == WEEKS - 1 or weeks[i] < weeks[i + 1])
+    ]
+    if len(troughs) < 2:
         return None
-    dip = min(p["dip_ratio"] * base, base - p["z"] * _mean_sd(daily[:28])[1] * 7**0.5)
-    troughs = troughs_below(dip)
+    troughs = [i for i in troughs if ref.chance_of_at_most(weeks[i], 7) < p["alpha"]]
     if len(troughs) < 2:
         return None
     levels = [base]
@@ -243,7 +305,7 @@ def weakening_rebounds(
         name,
         {
             "baseline_per_week": round(base, 1),
-            "drop_week_starts": [_week_start(clock, t) for t in troughs],
+            "drop_week_starts": [_day_start(clock, 7 * t) for t in troughs],
             "drop_lows": [weeks[t] for t in troughs],
             "rebound_peaks": [round(v, 1) for v in levels[1:]],
         },
@@ -251,36 +313,43 @@ def weakening_rebounds(
 
 
 def accelerating_decline(
-    name: str, daily: list[int], buckets: DailyBuckets, clock: int, tenure: int, p: Params
+    name: str, day: SeriesDay, buckets: DailyBuckets, clock: int, p: Params
 ) -> Finding | None:
     """A decline that speeds up: over the last three complete fortnights each total is
-    lower than the one before, the second fall is the larger, and the whole fall is at
-    least ``min_decline`` of the first fortnight. Today, still filling up, is left out.
+    lower than the one before, the second fall is the larger and clear of noise, and the
+    whole fall is at least ``min_decline`` of the first fortnight and less likely than
+    ``alpha`` by noise.
 
     Fortnight totals rather than the sign of a fitted curvature: daily counts are noisy,
     and a quadratic's sign flips on noise; the fitted slope and acceleration are evidence."""
-    if tenure < 43:
+    if day.known > DAYS - 42:
         return None
-    f1, f2, f3 = sum(daily[-43:-29]), sum(daily[-29:-15]), sum(daily[-15:-1])
+    daily = day.days
+    f1, f2, f3 = sum(daily[-42:-28]), sum(daily[-28:-14]), sum(daily[-14:])
     if f1 < p["min_fortnight"] or not f1 > f2 > f3 or f2 - f3 <= f1 - f2:
         return None
     decline = (f1 - f3) / f1
-    _, sd = _mean_sd(daily[-43:-29])
-    if decline < p["min_decline"] or f1 - f3 < p["z"] * sd * 28**0.5:
+    if decline < p["min_decline"]:
+        return None
+    c = p["min_dispersion"]
+    if f2 - f3 < (f2 + f3 + c * (f2 * f2 + f3 * f3)) ** 0.5:
+        return None  # the second fall is within a fortnight's noise
+    first = Reference(f1 / 2, p["dispersion_prior"], 2)
+    if first.chance_of_at_most(f3, 14) >= p["alpha"]:
         return None
     trend = buckets.trend(int(p["window"]), complete_to=clock)
-    level_90 = buckets.total(90) / 90
     return Finding(
         "accelerating_decline",
         p["severity"],
         name,
         {
             "fortnight_totals": [f1, f2, f3],
+            "first_fortnight_start": iso_day(clock - 42),
             "window_days": trend.window,
             "slope_per_day": round(trend.slope, 3),
             "acceleration_per_day2": round(trend.acceleration, 4),
             "level_per_day": round(trend.level, 2),
-            "level_per_day_90d": round(level_90, 2),
+            "level_per_day_84d": round(sum(daily) / DAYS, 2),
             "decline_pct": round(100 * decline, 1),
         },
     )
@@ -317,35 +386,23 @@ def champion_silent(state: AccountState, p: Params) -> Finding | None:
     )
 
 
-def declining_series(
-    dailies: dict[str, list[int]], series_findings: list[Finding], p: Params
-) -> dict[str, dict[str, Any]]:
-    """The watched series down ``decline_pct`` or more, the last 14 complete days on the 14
-    before, and clearly so (Welch's t at most ``-z``); or found dropped without recovery or
-    gone to zero. ``DetectorSet`` assembles the same from each series' part, kept for the
-    day (``SeriesDay.decline``)."""
-    declining: dict[str, dict[str, Any]] = {}
-    for name, daily in dailies.items():
-        entry = series_decline(daily, p)
-        if entry is not None:
-            declining[name] = entry
-    return with_dropped_series(declining, series_findings)
-
-
-def series_decline(daily: list[int], p: Params) -> dict[str, Any] | None:
-    """One series' part of ``declining_series``: it reads complete days only."""
-    before, after = daily[-29:-15], daily[-15:-1]
-    prior, last = sum(before), sum(after)
-    if prior < p["min_prior_14d"] or 100 * last > (100 - p["decline_pct"]) * prior:
+def series_decline(day: SeriesDay, p: Params) -> dict[str, Any] | None:
+    """One series' part of multi_signal_decline: the last 14 complete days down
+    ``decline_pct`` or more on the usual level of the 10 weeks before, and less likely than
+    ``alpha`` by noise."""
+    ref = day.reference(0, WEEKS - 2, p)
+    if ref is None:
         return None
-    (m1, s1), (m2, s2) = _mean_sd(before), _mean_sd(after)
-    spread = ((s1 * s1 + s2 * s2) / 14) ** 0.5
-    if spread and (m2 - m1) / spread > -p["z"]:
+    last = day.last(14)
+    usual = 2 * ref.per_week
+    if usual < p["min_prior_14d"] or 100 * last > (100 - p["decline_pct"]) * usual:
+        return None
+    if ref.chance_of_at_most(last, 14) >= p["alpha"]:
         return None
     return {
         "last_14d": last,
-        "prior_14d": prior,
-        "change_pct": round(100 * (last / prior - 1), 1),
+        "usual_14d": round(usual, 1),
+        "change_pct": round(100 * (last / usual - 1), 1),
     }
 
 
@@ -375,32 +432,50 @@ def multi_signal_decline(
     )
 
 
+#: how every count is judged against the account's own usual level (see scoring.counts)
+_COUNTS: dict[str, Any] = {
+    # the squared extra CV of a week's total assumed before the account's weeks say more,
+    # and the least ever assumed: real weeks vary more than a Poisson count's
+    "dispersion_prior": 0.05,
+    "min_dispersion": 0.02,
+    "min_baseline_weeks": 4,
+    # below this many a week a series is too sparse to say anything about
+    "min_per_week": 1.0,
+}
+
 #: every detector's parameters and defaults; a profile tunes them in ``[detectors.NAME]``
 DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
     "regime_change": {
         "enabled": True,
         "severity": "red",
         "zero_days": 7,
-        # the silence must also outlast this many times the longest gap of the 4 weeks before
-        "gap_multiple": 2.0,
-        "min_active_days": 12,
-        "min_per_week": 3.0,
+        # how unlikely the silence must be at the usual level of the 4 weeks before it
+        "alpha": 1e-4,
+        "min_active_days": 8,
         # each of the 4 weeks before the silence at least this share of their mean
         "steady_ratio": 0.5,
+        **_COUNTS,
         "action": "Immediate outreach: assume something broke.",
     },
     "single_drop": {
         "enabled": True,
         "severity": "monitor",
         "no_recovery_severity": "yellow",
+        # a drop starts when the last 1-4 weeks are at most this share of the usual level
+        # and less likely than alpha by noise (judged once a day, over complete days)
         "dip_ratio": 0.5,
+        "alpha": 0.005,
+        # it becomes drop_no_recovery once the last this many days are down (at most
+        # dip_ratio of the usual level, the last week too) and less likely than hold_alpha
+        "no_recovery_days": 21,
+        "hold_alpha": 0.02,
+        # recovered when back at this share of the usual level over a window long enough
+        # to expect recovery_events
         "recover_ratio": 0.8,
-        "min_baseline_per_week": 7.0,
-        # how many standard deviations of ordinary week-to-week noise a drop must clear
-        "z": 2.0,
-        "no_recovery_weeks": 3,
-        "recovered_within_weeks": 2,
-        "recent_weeks": 4,
+        "recovery_events": 10,
+        # a recovered drop is shown (monitor) for this many days
+        "recent_days": 14,
+        **_COUNTS,
         "action": "Note it, no outreach needed.",
         "no_recovery_action": "Reach out to check in and understand the context.",
     },
@@ -408,9 +483,9 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "severity": "yellow",
         "dip_ratio": 0.5,
-        "min_baseline_per_week": 7.0,
-        "z": 2.0,
+        "alpha": 0.001,
         "weaker_ratio": 0.9,
+        **_COUNTS,
         "action": "Find what keeps breaking: review the drops with the customer.",
     },
     "accelerating_decline": {
@@ -419,7 +494,8 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "window": 30,
         "min_fortnight": 14,
         "min_decline": 0.4,
-        "z": 2.0,
+        "alpha": 0.001,
+        **_COUNTS,
         "action": "Reach out before the decline compounds: confirm goals and blockers.",
     },
     "multi_signal_decline": {
@@ -428,9 +504,10 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "silent_severity": "red",
         "min_signals": 2,
         "decline_pct": 30.0,
-        "min_prior_14d": 14.0,
-        "z": 2.5,
+        "min_prior_14d": 4.0,
+        "alpha": 0.001,
         "silent_days": 14,
+        **_COUNTS,
         "action": "Schedule a working session and re-align on goals.",
         "silent_action": "Executive alignment call: confirm renewal intent.",
     },
@@ -471,7 +548,11 @@ class DetectorSettings:
 
 
 class DetectorSet:
-    """The detectors a profile enables, evaluated incrementally on an account's state."""
+    """The detectors a profile enables, read once a day over complete days.
+
+    Today's events change nothing the series detectors read, so their findings hold for the
+    day: they are derived on the first evaluation of a day (when each series' drop record
+    also advances, once) and again only for an event of an earlier day arriving late."""
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings
@@ -492,44 +573,26 @@ class DetectorSet:
     def evaluate(
         self, state: AccountState, changed_by: EventType | None, event_day: int = NO_DAY
     ) -> list[Finding]:
-        """Every finding now. Series untouched since the last call keep their cached findings."""
+        """Every finding now."""
         clock = state.clock
-        daily: dict[int, SeriesDay] = state.daily_cache
         cached = state.finding_cache
         if state.daily_clock != clock or changed_by is None:
-            daily.clear()
+            advance = state.watch_day != clock
+            state.daily_cache.clear()
             cached.clear()
             state.daily_clock = clock
+            state.watch_day = clock
             stale: tuple[int, ...] = tuple(range(len(self.watched)))
         else:
-            stale = self.affected.get(changed_by, ())
+            advance = False
+            stale = self.affected.get(changed_by, ()) if event_day < clock else ()
         for index in stale:
-            name, series = self.watched[index]
-            buckets = state.series[series]
-            if buckets is None:
-                cached[index] = []
-                continue
-            day = daily.get(index)
-            if day is None or event_day != clock:
-                day = daily[index] = SeriesDay(buckets.daily(clock, DAYS))
-            else:
-                day.today(buckets.day_count(clock, clock))
-            cached[index] = self._series_findings(name, day, buckets, clock, state.tenure_days)
+            cached[index] = self._read_series(state, index, advance)
         findings = [f for index in range(len(self.watched)) for f in cached.get(index, ())]
         if self.multi is not None:
             held = cached.get(_DECLINING)
-            if stale or not held:
-                declining: dict[str, dict[str, Any]] = {}
-                for i, (name, _) in enumerate(self.watched):
-                    day = daily.get(i)
-                    if day is None:
-                        continue
-                    entry = day.decline
-                    if entry is _UNKNOWN:
-                        entry = day.decline = series_decline(day.days, self.multi)
-                    if entry is not None:
-                        declining[name] = entry
-                held = cached[_DECLINING] = [with_dropped_series(declining, findings)]
+            if stale or held is None:
+                held = cached[_DECLINING] = [self._declining(state, findings)]
             found = multi_signal_decline(state, held[0], self.multi)
             if found is not None:
                 findings.append(found)
@@ -537,29 +600,76 @@ class DetectorSet:
             found = champion_silent(state, self.champion)
             if found is not None:
                 findings.append(found)
+        if findings or state.held_findings:
+            self._hold(state, findings)
         return findings
 
-    def _series_findings(
-        self, name: str, day: SeriesDay, buckets: DailyBuckets, clock: int, tenure: int
-    ) -> list[Finding]:
-        out: list[Finding] = []
-        days, weeks = day.days, day.weeks
-        if self.regime is not None:
-            found = regime_change(name, days, clock, self.regime)
-            if found is not None:
-                return [found]  # the starkest reading of this series; drops would repeat it
-        if self.drop is not None:
-            found = signal_drop(name, weeks, days, clock, self.drop)
-            if found is not None:
-                out.append(found)
-        if self.rebounds is not None:
-            found = weakening_rebounds(name, weeks, days, clock, self.rebounds)
-            if found is not None:
-                out.append(found)
-        if self.accel is not None and not day.accel_quiet:
-            found = accelerating_decline(name, days, buckets, clock, tenure, self.accel)
-            if found is None:
-                day.accel_quiet = True
+    def _hold(self, state: AccountState, findings: list[Finding]) -> None:
+        """Hysteresis for the findings read afresh each day: one that lapses stays on until
+        the end of the day after its last reading, so none turns on and off within a day
+        (the drop records have hysteresis of their own)."""
+        clock = state.clock
+        held = state.held_findings
+        now = {f.key for f in findings}
+        for f in findings:
+            if f.detector not in _FOLLOWED:
+                held[f.key] = [clock + 1, f.detector, f.severity, f.series, f.evidence]
+        for key, (until, detector, severity, series, evidence) in list(held.items()):
+            if key in now:
+                continue
+            if until < clock:
+                del held[key]
             else:
+                findings.append(Finding(detector, severity, series, {**evidence, "held": True}))
+
+    def _declining(self, state: AccountState, findings: list[Finding]) -> dict[str, Any]:
+        assert self.multi is not None
+        declining: dict[str, dict[str, Any]] = {}
+        for i, (name, _) in enumerate(self.watched):
+            day = state.daily_cache.get(i)
+            if day is None:
+                continue
+            entry = day.decline
+            if entry is _UNKNOWN:
+                entry = day.decline = series_decline(day, self.multi)
+            if entry is not None:
+                declining[name] = entry
+        return with_dropped_series(declining, findings)
+
+    def _read_series(self, state: AccountState, index: int, advance: bool) -> list[Finding]:
+        name, series = self.watched[index]
+        buckets = state.series[series]
+        clock = state.clock
+        if buckets is None:
+            state.watch.pop(name, None)
+            return []
+        known = max(0, DAYS - state.tenure_days)
+        day = state.daily_cache[index] = SeriesDay(buckets.daily(clock - 1, DAYS), known)
+        out: list[Finding] = []
+        regime = regime_change(name, day, clock, self.regime) if self.regime else None
+        if self.drop is not None:
+            record = state.watch.get(name)
+            if advance:
+                record = advance_watch(record, day, clock, regime is not None, self.drop)
+                if record is None:
+                    state.watch.pop(name, None)
+                else:
+                    state.watch[name] = record
+            if record is not None:
+                if regime is None:
+                    regime = silence_held(name, record, day, clock)
+                if regime is None:
+                    found = drop_finding(name, record, day, clock, self.drop)
+                    if found is not None:
+                        out.append(found)
+        if regime is not None:
+            return [regime]  # the starkest reading of this series; drops would repeat it
+        if self.rebounds is not None:
+            found = weakening_rebounds(name, day, clock, self.rebounds)
+            if found is not None:
+                out.append(found)
+        if self.accel is not None:
+            found = accelerating_decline(name, day, buckets, clock, self.accel)
+            if found is not None:
                 out.append(found)
         return out

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from scoring.alerts import Alert, AlertRules
-from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding, iso_day
+from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding
 from scoring.model import NO_SCORE, Scorecard
 from scoring.overrides import AppliedOverride, OverrideRules
 from scoring.profile import Profile, Weighting
 from windows.account import NO_DAY, AccountState, Series
+from windows.days import iso_day
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
 OUTPUT_SCHEMA = 2
@@ -191,7 +192,7 @@ class HealthEngine:
         composite = scorecard.composite(points)
         computed = round(composite[0])
         findings = self.detectors.evaluate(state, changed_by, event_day)
-        score, applied = self.overrides.apply(
+        score, applied, free = self.overrides.apply(
             state, computed, findings, card.onboarding, self.profile.detectors.cap_score
         )
         zone = "onboarding" if card.onboarding else scorecard.profile.zone(score)
@@ -206,11 +207,12 @@ class HealthEngine:
             and keys == state.active_findings
         ):
             # nothing to say, but alerts still watch the score (a slow slide adds up)
-            alerts = self.alerts.check(state, score, zone, (), ())
+            alerts = self.alerts.check(state, score, free, zone, findings, (), ())
             if not alerts:
                 return _NO_OUTPUTS
             base = self._base(account_id, state, score, zone, ts_ms, findings, applied)
-            return [self._alert(base, state, alert) for alert in alerts]
+            moved = self._moved_signals(state, scorecard, scorecard.breakdown(points).signal_scores)
+            return [self._alert(base, state, alert, previous, findings, moved) for alert in alerts]
         return self._emit(
             account_id,
             state,
@@ -218,6 +220,7 @@ class HealthEngine:
             card,
             composite,
             score,
+            free,
             zone,
             findings,
             applied,
@@ -233,7 +236,7 @@ class HealthEngine:
         points = scorecard.points(state, None)
         assessment = scorecard.breakdown(points)
         findings = self.detectors.evaluate(state, None)
-        score, applied = self.overrides.apply(
+        score, applied, _ = self.overrides.apply(
             state, assessment.score, findings, card.onboarding, self.profile.detectors.cap_score
         )
         zone = "onboarding" if card.onboarding else scorecard.profile.zone(score)
@@ -270,6 +273,7 @@ class HealthEngine:
         card: Card,
         composite: tuple[float, dict[str, float | None]],
         score: int,
+        free: int,
         zone: str,
         findings: list[Finding],
         applied: list[AppliedOverride],
@@ -286,6 +290,7 @@ class HealthEngine:
         assessment = scorecard.breakdown(state.signal_cache, composite)
         previous = state.last_score
         detector_outputs = [f.as_output(self.profile.detectors.action(f)) for f in findings]
+        moved: list[dict[str, Any]] = []
         if (
             previous == NO_SCORE
             or abs(score - previous) >= self.config.min_step
@@ -294,6 +299,7 @@ class HealthEngine:
             or keys != state.active_findings
         ):
             state.seq += 1
+            moved = self._moved_signals(state, scorecard, assessment.signal_scores)
             outputs.append(
                 {
                     "kind": "score_changed",
@@ -303,7 +309,7 @@ class HealthEngine:
                     "previous_zone": state.last_zone or None,
                     "computed_score": assessment.score,
                     "categories": assessment.category_scores,
-                    "signals": self._moved_signals(state, scorecard, assessment.signal_scores),
+                    "signals": moved,
                     "detectors": detector_outputs,
                     "overrides": [o.as_output() for o in applied],
                     "segment": card.segment,
@@ -336,19 +342,39 @@ class HealthEngine:
         onsets = [
             (f, self.profile.detectors.action(f)) for f in findings if f.key not in before_findings
         ]
-        for alert in self.alerts.check(state, score, zone, onsets, new_overrides):
-            outputs.append(self._alert(base, state, alert))
+        for alert in self.alerts.check(state, score, free, zone, findings, onsets, new_overrides):
+            outputs.append(self._alert(base, state, alert, previous, findings, moved))
         return outputs
 
-    def _alert(self, base: Output, state: AccountState, alert: Alert) -> Output:
+    def _alert(
+        self,
+        base: Output,
+        state: AccountState,
+        alert: Alert,
+        previous: int,
+        findings: list[Finding],
+        moved: list[dict[str, Any]],
+    ) -> Output:
+        """An alert with what a CSM needs to act on it: the dates, the score's move, the
+        findings in force and the signals that moved it (largest impact first)."""
         state.seq += 1
+        evidence = {
+            **alert.evidence,
+            "as_of": iso_day(state.clock),
+            "score": base["score"],
+            "previous_score": None if previous == NO_SCORE else previous,
+            "findings": [{"finding": f.key, "severity": f.severity} for f in findings],
+            "signals_moved": [
+                {k: m[k] for k in ("signal", "previous", "score", "delta")} for m in moved[:3]
+            ],
+        }
         return {
             "kind": "alert",
             **base,
             "seq": state.seq,
             "alert": alert.alert,
             "severity": alert.severity,
-            "evidence": alert.evidence,
+            "evidence": evidence,
             "action": alert.action,
         }
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scoring.detectors import SEVERITY_RANK, Finding, iso_day
+from scoring.detectors import SEVERITY_RANK, Finding
 from windows.account import NO_DAY, SERIES_BY_NAME, AccountState
+from windows.days import iso_day
 from windows.telemetry import MS_PER_DAY
 
 OVERRIDE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -128,9 +129,13 @@ class OverrideRules:
         findings: list[Finding],
         onboarding: bool,
         cap_findings: bool,
-    ) -> tuple[int, list[AppliedOverride]]:
+    ) -> tuple[int, list[AppliedOverride], int]:
+        """The score after the overrides, the overrides in force, and the score as it would
+        be without the detector cap (what score alerts read: a cap that mirrors a finding
+        is not, by itself, news)."""
         applied: list[AppliedOverride] = []
         p = self.params
+        free = score
         if cap_findings and not onboarding and findings and self.enabled("detector_cap"):
             worst = max(findings, key=lambda f: SEVERITY_RANK[f.severity])
             cap = {"red": self.red_cap, "yellow": self.yellow_cap}.get(worst.severity)
@@ -149,9 +154,11 @@ class OverrideRules:
                 score = min(score, cap)
         if state.champion_departed and self.enabled("champion_departed"):
             score = self._cap(applied, "champion_departed", score, {"champion_departed": True})
+            free = min(free, applied[-1].value or 0)
         if state.escalated_open and self.enabled("active_escalation"):
             evidence = {"escalated_open_tickets": list(state.escalated_open)}
             score = self._cap(applied, "active_escalation", score, evidence)
+            free = min(free, applied[-1].value or 0)
         zero = p["zero_usage"]
         if not onboarding and self.enabled("zero_usage") and state.tenure_days >= zero["days"]:
             window = 14 if zero["days"] <= 14 else 30
@@ -173,7 +180,7 @@ class OverrideRules:
                         str(zero["action"]),
                     )
                 )
-                score = value
+                score = free = value
         manual = state.manual_override
         if manual is not None and self.enabled("manual"):
             value = int(manual["score"])
@@ -194,7 +201,7 @@ class OverrideRules:
                     str(p["manual"]["action"]),
                 )
             )
-            score = value
+            score = free = value
         renewal = p["renewal_escalation"]
         if state.renewal_day != NO_DAY and self.enabled("renewal_escalation"):
             days_left = state.renewal_day - state.clock
@@ -214,7 +221,7 @@ class OverrideRules:
                         str(renewal["action"]),
                     )
                 )
-        return score, applied
+        return score, applied, free
 
     def _cap(
         self, applied: list[AppliedOverride], name: str, score: int, evidence: dict[str, Any]

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from windows.account import EVENT_TYPES_OF_SERIES, SERIES_BY_NAME, AccountState, Series
+from windows.account import EVENT_TYPES_OF_SERIES, NO_DAY, SERIES_BY_NAME, AccountState, Series
+from windows.days import iso_day
 from windows.telemetry import EventType as E
 
 Params = Mapping[str, Any]
@@ -32,11 +33,14 @@ def _banded(value: float, bands: list[list[float]], floor: float) -> float:
 
 
 def login_frequency(state: AccountState, p: Params) -> float | None:
-    return _banded(state.active_days(Series.LOGINS, 30), p["bands"], p["inactive_points"])
+    """Login days among the 30 complete days ending yesterday: today's first login does not
+    move it, nor does midnight (which would read today as a day without logins)."""
+    days = state.complete_active_days(Series.LOGINS, 30)
+    return _banded(days, p["bands"], p["inactive_points"])
 
 
 def login_frequency_evidence(state: AccountState, p: Params) -> dict[str, Any]:
-    return {"login_days_30d": state.active_days(Series.LOGINS, 30)}
+    return {"login_days_30d": state.complete_active_days(Series.LOGINS, 30)}
 
 
 def _usage_windows(state: AccountState, p: Params) -> tuple[float, float]:
@@ -67,8 +71,10 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     last, prior = _usage_windows(state, p)
     if last == 0 and prior == 0 and state.complete_total(SERIES_BY_NAME[p["series"]], 90) == 0:
         return None  # only today so far: no complete day to judge a trend on
-    if last == 0:
+    if last == 0 and _clear_change(last, prior, p):
         return float(p["zero_points"])
+    if not _clear_change(last, prior, p):
+        return float(p["stable_points"])  # "3 vs 7" is noise, not a trend
     if prior == 0:
         return float(p["growing_points"])
     if 100 * last > (100 + p["growing_above_pct"]) * prior:
@@ -78,6 +84,14 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     if 100 * last >= (100 + p["declining_from_pct"]) * prior:
         return float(p["declining_points"])
     return float(p["critical_points"])
+
+
+def _clear_change(last: float, prior: float, p: Params) -> bool:
+    """Whether two fortnights' counts differ by more than ``min_z`` standard deviations of
+    their difference, for overdispersed counts: var = last + prior + c·(last² + prior²)."""
+    c = p["dispersion"]
+    spread = (last + prior + c * (last * last + prior * prior)) ** 0.5
+    return bool(abs(last - prior) >= p["min_z"] * spread)
 
 
 def usage_trend_evidence(state: AccountState, p: Params) -> dict[str, Any]:
@@ -187,20 +201,10 @@ def open_issue_age_evidence(state: AccountState, p: Params) -> dict[str, Any]:
 # -- financial ---------------------------------------------------------------------------
 
 
-def _last_failure_day(state: AccountState) -> int | None:
-    buckets = state.buckets(Series.PAYMENT_FAILURES)
-    if buckets is None:
-        return None
-    recent = buckets.daily(state.clock, 30)
-    for back, count in enumerate(reversed(recent)):
-        if count:
-            return state.clock - back
-    return None
-
-
 def payment_timeliness(state: AccountState, p: Params) -> float | None:
-    failed = _last_failure_day(state)
-    if failed is not None and failed >= state.last_paid_day:
+    """A failed payment scores ``failed_points`` until an invoice is paid after it, however
+    long ago it failed; otherwise the lateness of the last paid invoice."""
+    if state.last_failed_day != NO_DAY and state.last_failed_day >= state.last_paid_day:
         return float(p["failed_points"])
     if state.last_days_late < 0:
         return None
@@ -211,9 +215,11 @@ def payment_timeliness(state: AccountState, p: Params) -> float | None:
 
 
 def payment_timeliness_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    failed = state.last_failed_day
     return {
         "last_days_late": None if state.last_days_late < 0 else state.last_days_late,
-        "last_failure_day": _last_failure_day(state),
+        "last_failed_on": None if failed == NO_DAY else iso_day(failed),
+        "unpaid_since_failure": failed != NO_DAY and failed >= state.last_paid_day,
     }
 
 
@@ -386,6 +392,9 @@ SIGNALS: dict[str, SignalDefinition] = {
             "declining_points": 40,
             "critical_points": 10,
             "zero_points": 0,
+            # a change counts only when clear of the counts' noise (small counts vary most)
+            "min_z": 2.0,
+            "dispersion": 0.01,
         },
     ),
     "feature_adoption": SignalDefinition(

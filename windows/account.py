@@ -145,6 +145,12 @@ class AccountState:
         "peak_score",
         "peak_day",
         "critical_armed",
+        "watch",
+        "watch_day",
+        "held_findings",
+        "last_failed_day",
+        "episode_day",
+        "calm_since",
         *DERIVED_SLOTS,
     )
 
@@ -194,11 +200,25 @@ class AccountState:
         #: detector findings then active: their changes are what gets emitted
         self.active_overrides: list[str] = []
         self.active_findings: list[str] = []
-        #: the highest score since ``peak_day``, for the score-drop alert
-        self.peak_score = -1
+        #: the score's usual level (a moving average) and the day it last moved, for the
+        #: score-drop alert
+        self.peak_score = -1.0
         self.peak_day = NO_DAY
         #: whether entering the critical zone will alert (re-armed above a hysteresis band)
         self.critical_armed = True
+        #: per watched series, the drop being followed (see scoring.detectors), and the
+        #: clock at which the records last advanced: once a day
+        self.watch: dict[str, list[float]] = {}
+        self.watch_day = NO_DAY
+        #: findings held on for a while after their condition lapsed (see scoring.detectors):
+        #: key → [held through this day, detector, severity, series, evidence]
+        self.held_findings: dict[str, list[Any]] = {}
+        #: the latest failed payment: it counts until an invoice is paid after it
+        self.last_failed_day = NO_DAY
+        #: the day the account's alert episode opened (NO_DAY: none open) and since when it
+        #: has been calm (healthy, nothing yellow or red), which closes it
+        self.episode_day = NO_DAY
+        self.calm_since = NO_DAY
         # derived, never stored: signal points as of ``cache_clock`` (see scoring.model),
         # the scorecard chosen for the account, and per-series daily counts and findings
         # as of ``daily_clock`` (see scoring.detectors)
@@ -302,6 +322,8 @@ class AccountState:
             if day >= self.last_paid_day:
                 self.last_paid_day = day
                 self.last_days_late = int(attrs.get("days_late", 0))
+        elif etype is EventType.PAYMENT_FAILED:
+            self.last_failed_day = max(self.last_failed_day, day)
         elif etype is EventType.NPS_RESPONSE:
             if day >= self.nps_day:
                 self.nps_day = day

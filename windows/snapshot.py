@@ -126,6 +126,10 @@ def _decode(view: memoryview) -> AccountState:
     ids.frombytes(view[pos : pos + 4 * n_ids])
     state.recent_ids = ids.tolist()
     pos += 4 * n_ids
-    for name, value in zip(FACT_FIELDS, orjson.loads(bytes(view[pos:])), strict=True):
+    facts = orjson.loads(bytes(view[pos:]))
+    if len(facts) > len(FACT_FIELDS):
+        raise SnapshotError(f"{len(facts)} facts, this version knows {len(FACT_FIELDS)}")
+    # a snapshot written before a fact was added lacks it: it keeps its initial value
+    for name, value in zip(FACT_FIELDS, facts, strict=False):
         setattr(state, name, value)
     return state

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.detectors import iso_day
 from scoring.engine import _iso
 from scoring.model import NO_SCORE, Scorecard
 from scoring.profile import load_profile
+from windows.days import iso_day
 
 # from 1970 to 2200, in milliseconds
 TIMES = st.integers(min_value=0, max_value=7_258_118_400_000)

@@ -53,16 +53,42 @@ def usage(prior: int, last: int) -> AccountState:
     ],
 )
 def test_usage_trend_bands(prior: int, last: int, points: int) -> None:
-    assert TREND.score(usage(prior, last), TREND.defaults) == points
+    # the band edges, with any change taken as clear of noise
+    params = {**TREND.defaults, "min_z": 0.0}
+    assert TREND.score(usage(prior, last), params) == points
+
+
+@pytest.mark.parametrize(
+    ("prior", "last", "points"),
+    [
+        (7, 3, 70),  # "3 vs 7": ordinary noise of small counts, stable
+        (30, 12, 10),  # -60% and clear of noise: critical
+        (1400, 1120, 70),  # -20% at high volume: within a fortnight's usual swing
+        (1400, 900, 10),  # -36%: clear, critical
+        (1400, 700, 10),  # -50% at high volume: clear
+    ],
+)
+def test_usage_trend_moves_only_on_changes_clear_of_count_noise(
+    prior: int, last: int, points: int
+) -> None:
+    s = AccountState()
+    s.apply(ev(EventType.VALUE_ACTION, DAY0, prior))  # one day of each fortnight holds it
+    s.apply(ev(EventType.VALUE_ACTION, DAY0 + 14, last))
+    s.advance_to(DAY0 + 28)
+    assert TREND.score(s, TREND.defaults) == points
 
 
 def test_login_frequency_bands() -> None:
     p = SIGNALS["login_frequency"]
     s = AccountState()
     s.apply(ev(EventType.LOGIN, DAY0))
+    assert p.score(s, p.defaults) == 0  # today is not complete: no login day yet
+    s.advance_to(DAY0 + 1)
     assert p.score(s, p.defaults) == 25  # one login day in 30: monthly
     for d in range(1, 4):
         s.apply(ev(EventType.LOGIN, DAY0 + d * 7))
+    assert p.score(s, p.defaults) == 50  # today's login (day 21) counts tomorrow
+    s.advance_to(DAY0 + 22)
     assert p.score(s, p.defaults) == 75  # four login days: weekly
     s.advance_to(DAY0 + 60)
     assert p.score(s, p.defaults) == 0  # inactive for 30 days
@@ -82,6 +108,7 @@ def test_composite_weights_categories_and_shares_missing_signal_weight() -> None
     for d in range(20):
         s.apply(ev(EventType.LOGIN, DAY0 + d))
         s.apply(ev(EventType.VALUE_ACTION, DAY0 + d, 3))
+    s.advance_to(DAY0 + 20)  # the morning after: 20 complete days
     a = assess(s, PROFILE)
     # usage = (25*100 + 45*100 + 30*0) / 100 = 70
     assert a.category_scores["usage"] == 70

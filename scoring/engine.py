@@ -59,10 +59,15 @@ class ScoringConfig:
     min_step: int = 5
     #: how many of an account's latest event ids are remembered to drop resends
     dedup_memory: int = 32
+    #: points above a better zone's threshold an account needs to climb back into it
+    zone_margin: int = 3
 
     @property
     def version(self) -> str:
-        text = f"{self.profile.version}:{self.min_step}:{self.dedup_memory}:{OUTPUT_SCHEMA}"
+        text = (
+            f"{self.profile.version}:{self.min_step}:{self.dedup_memory}:{self.zone_margin}:"
+            f"{OUTPUT_SCHEMA}"
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -195,7 +200,7 @@ class HealthEngine:
         score, applied, free = self.overrides.apply(
             state, computed, findings, card.onboarding, self.profile.detectors.cap_score
         )
-        zone = "onboarding" if card.onboarding else scorecard.profile.zone(score)
+        zone = self._zone(card, score, state.last_zone)
         previous = state.last_score
         names = [o.name for o in applied]
         keys = [f.key for f in findings]
@@ -239,7 +244,7 @@ class HealthEngine:
         score, applied, _ = self.overrides.apply(
             state, assessment.score, findings, card.onboarding, self.profile.detectors.cap_score
         )
-        zone = "onboarding" if card.onboarding else scorecard.profile.zone(score)
+        zone = self._zone(card, score, state.last_zone)
         shares = scorecard.effective_weights(assessment.signal_scores)
         base = self._base(account_id, state, score, zone, state.now_ms, findings, applied)
         return {
@@ -262,6 +267,11 @@ class HealthEngine:
             "segment": card.segment,
             "login_gated": card.gated,
         }
+
+    def _zone(self, card: Card, score: int, previous: str) -> str:
+        if card.onboarding:
+            return "onboarding"
+        return card.scorecard.profile.zone_after(score, previous, self.config.zone_margin)
 
     # -- outputs ------------------------------------------------------------------------------
 

@@ -102,6 +102,9 @@ LOGIN_GATING_DEFAULTS: dict[str, Any] = {
 }
 
 
+_ZONE_RANK = {"critical": 0, "at_risk": 1, "healthy": 2}
+
+
 @dataclass(frozen=True)
 class WeightedSignal:
     name: str
@@ -132,6 +135,15 @@ class Weighting:
         if score >= self.at_risk_from:
             return "at_risk"
         return "critical"
+
+    def zone_after(self, score: float, previous: str, margin: float) -> str:
+        """The zone with hysteresis: an account climbs back into a better zone only once
+        its score is ``margin`` above that zone's threshold, so a score that hovers at a
+        threshold does not switch zones back and forth."""
+        zone = self.zone(score)
+        if _ZONE_RANK.get(zone, 0) <= _ZONE_RANK.get(previous, 3):
+            return zone
+        return self.zone(score - margin)
 
     @property
     def signal_names(self) -> tuple[str, ...]:

@@ -71,8 +71,8 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     last, prior = _usage_windows(state, p)
     if last == 0 and prior == 0 and state.complete_total(SERIES_BY_NAME[p["series"]], 90) == 0:
         return None  # only today so far: no complete day to judge a trend on
-    if last == 0 and _clear_change(last, prior, p):
-        return float(p["zero_points"])
+    if last == 0 and _clear_change(last, prior, {**p, "min_z": p["zero_min_z"]}):
+        return float(p["zero_points"])  # a silent fortnight that could not be chance
     if not _clear_change(last, prior, p):
         return float(p["stable_points"])  # "3 vs 7" is noise, not a trend
     if prior == 0:
@@ -101,8 +101,18 @@ def usage_trend_evidence(state: AccountState, p: Params) -> dict[str, Any]:
 
 
 def _core_features_used(state: AccountState, p: Params) -> list[str]:
-    since = state.clock - 29
-    return [f for f in p["core_features"] if state.features.get(f, -1) >= since]
+    """The core features used in the 30 complete days ending yesterday: a use today counts
+    tomorrow, and midnight does not drop a feature that today's use brings back."""
+    clock = state.clock
+    since = clock - 30
+    used = []
+    for f in p["core_features"]:
+        day = state.features.get(f, NO_DAY)
+        if day == clock:
+            day = state.features_before.get(f, NO_DAY)
+        if day >= since and day != NO_DAY:
+            used.append(f)
+    return used
 
 
 def feature_adoption(state: AccountState, p: Params) -> float | None:
@@ -394,6 +404,7 @@ SIGNALS: dict[str, SignalDefinition] = {
             "zero_points": 0,
             # a change counts only when clear of the counts' noise (small counts vary most)
             "min_z": 2.0,
+            "zero_min_z": 3.0,
             "dispersion": 0.01,
         },
     ),

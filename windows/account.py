@@ -133,6 +133,7 @@ class AccountState:
         "open_tickets",
         "escalated_open",
         "features",
+        "features_before",
         "users",
         "now_ms",
         "manual_override",
@@ -185,6 +186,9 @@ class AccountState:
         self.open_tickets: dict[str, int] = {}
         self.escalated_open: list[str] = []
         self.features: dict[str, int] = {}
+        #: per feature used today, the day of its use before today (NO_DAY: none known), so
+        #: that adoption can be read over complete days
+        self.features_before: dict[str, int] = {}
         self.users: dict[str, int] = {}
         #: the latest event or tick time seen, in ms: what a manual override expires against
         self.now_ms = 0
@@ -271,7 +275,15 @@ class AccountState:
             elif etype is EventType.FEATURE_USED:
                 feature = event.attrs.get("feature")
                 if isinstance(feature, str):
+                    last = self.features.get(feature, NO_DAY)
+                    if day > last:
+                        self.features_before[feature] = last
                     _bounded_put(self.features, feature, day, MAX_FEATURES)
+                    if len(self.features_before) > MAX_FEATURES:
+                        kept = self.features
+                        self.features_before = {
+                            f: d for f, d in self.features_before.items() if f in kept
+                        }
         else:
             series = _ONE_EACH.get(etype)
             if series is not None:

@@ -146,3 +146,27 @@ def test_engine_emits_on_step_or_zone_change_with_seq_and_evidence() -> None:
     assert moved["usage_trend"]["score"] == 0
     assert moved["usage_trend"]["evidence"]["last_14d"] == 0
     assert out["config_version"] == engine.version
+
+
+def test_feature_adoption_reads_complete_days_so_midnight_and_a_use_today_do_not_flip_it() -> None:
+    p = {"core_features": ["reports", "alerts"]}
+    adoption = SIGNALS["feature_adoption"]
+    s = AccountState()
+    s.apply(ev(EventType.FEATURE_USED, DAY0, feature="reports"))
+    assert adoption.score(s, p) == 0  # today's use counts tomorrow
+    s.advance_to(DAY0 + 30)
+    assert adoption.score(s, p) == 50  # used on the first of the 30 complete days
+    s.advance_to(DAY0 + 31)
+    s.apply(ev(EventType.FEATURE_USED, DAY0 + 31, feature="reports"))
+    assert adoption.score(s, p) == 0  # out of the 30 complete days; today's use not yet in
+    s.advance_to(DAY0 + 32)
+    assert adoption.score(s, p) == 50
+
+
+def test_zones_have_hysteresis_on_the_way_up() -> None:
+    assert PROFILE.zone_after(76, "at_risk", 3) == "at_risk"
+    assert PROFILE.zone_after(78, "at_risk", 3) == "healthy"
+    assert PROFILE.zone_after(74, "healthy", 3) == "at_risk"  # down at once
+    assert PROFILE.zone_after(41, "critical", 3) == "critical"
+    assert PROFILE.zone_after(76, "critical", 3) == "at_risk"
+    assert PROFILE.zone_after(76, "", 3) == "healthy"  # a first score has no zone to leave

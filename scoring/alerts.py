@@ -146,9 +146,11 @@ class AlertRules:
             state.peak_score, state.peak_day = float(score), day
             return [Alert("score_drop", "red", evidence, str(p["drop_action"]))]
         if day != state.peak_day:
-            weight = 2.0 / (p["drop_period_days"] + 1)
-            state.peak_score = usual + weight * min(day - state.peak_day, 7) * (score - usual)
-            state.peak_score = min(state.peak_score, max(usual, float(score)))
+            # one step of the moving average per day passed (a week at most), never past
+            # today's score
+            steps = min(day - state.peak_day, 7)
+            weight = min(1.0, 2.0 / (p["drop_period_days"] + 1) * steps)
+            state.peak_score = usual + weight * (score - usual)
             state.peak_day = day
         return []
 

@@ -100,6 +100,12 @@ class SeriesDay:
     def last(self, days: int) -> int:
         return sum(self.days[DAYS - days :])
 
+    def down(self, days: int, per_week: float, p: Params) -> bool:
+        """Whether the last ``days`` complete days, and the last week among them, are at most
+        ``dip_ratio`` of ``per_week``: what every drop reading asks first."""
+        dip = float(p["dip_ratio"]) * per_week
+        return self.last(7) <= dip and self.last(days) <= dip * days / 7
+
 
 _UNKNOWN: dict[str, Any] = {}
 
@@ -126,7 +132,8 @@ def regime_change(name: str, day: SeriesDay, clock: int, p: Params) -> Finding |
     before = daily[end - 28 : end]
     weekly = [sum(before[i : i + 7]) for i in range(0, 28, 7)]
     ref = Reference.of_weeks(weekly, p["dispersion_prior"], p["min_dispersion"])
-    if ref is None or sum(1 for c in before if c) < p["min_active_days"]:
+    active = sum(1 for c in before if c)
+    if ref is None or active < p["min_active_days"]:
         return None
     if min(weekly) < p["steady_ratio"] * ref.per_week:
         return None  # it was already fading: a drop, not a sudden change
@@ -141,7 +148,7 @@ def regime_change(name: str, day: SeriesDay, clock: int, p: Params) -> Finding |
             "last_active_day": iso_day(clock - 1 - zeros),
             "zero_days": zeros,
             "per_week_before": round(ref.per_week, 1),
-            "active_days_in_4_weeks_before": sum(1 for c in before if c),
+            "active_days_in_4_weeks_before": active,
             "chance_by_noise": _chance(chance),
         },
     )
@@ -159,16 +166,15 @@ def drop_onset(day: SeriesDay, p: Params, since: int = DAYS) -> tuple[int, Refer
     Returns how many days it has lasted (the most telling window), the usual level, and
     that window's chance."""
     ref = day.reference(0, WEEKS - 4, p)
-    if ref is None or day.last(7) > p["dip_ratio"] * ref.per_week:
+    if ref is None:
         return None
     best: tuple[int, Reference, float] | None = None
     for window in (7, 14, 21, 28):
         if window > since:
             break
-        total = day.last(window)
-        if total > p["dip_ratio"] * ref.per_week * window / 7:
+        if not day.down(window, ref.per_week, p):
             continue
-        chance = ref.chance_of_at_most(total, window)
+        chance = ref.chance_of_at_most(day.last(window), window)
         if chance < p["alpha"] and (best is None or chance < best[2]):
             best = (window, ref, chance)
     return best
@@ -195,11 +201,10 @@ def follow_drop(record: list[float], day: SeriesDay, clock: int, p: Params) -> N
     if not record[_NO_RECOVERY]:
         # no recovery after three weeks: the last three weeks, the last one too, are down
         held = p["no_recovery_days"]
-        total = day.last(held)
-        if total > p["dip_ratio"] * per_week * held / 7 or day.last(7) > p["dip_ratio"] * per_week:
+        if not day.down(held, per_week, p):
             return
         ref = Reference(per_week, record[_DISPERSION], int(record[_WEEKS_KNOWN]))
-        if ref.chance_of_at_most(total, held) < p["hold_alpha"]:
+        if ref.chance_of_at_most(day.last(held), held) < p["hold_alpha"]:
             record[_NO_RECOVERY] = 1
 
 
@@ -613,7 +618,10 @@ class DetectorSet:
         now = {f.key for f in findings}
         for f in findings:
             if f.detector not in _FOLLOWED:
-                held[f.key] = [clock + 1, f.detector, f.severity, f.series, f.evidence]
+                record = held.get(f.key)
+                # once a day, not on every event: what these findings say changes once a day
+                if record is None or record[0] != clock + 1 or record[4] != f.evidence:
+                    held[f.key] = [clock + 1, f.detector, f.severity, f.series, f.evidence]
         for key, (until, detector, severity, series, evidence) in list(held.items()):
             if key in now:
                 continue

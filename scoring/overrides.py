@@ -7,7 +7,8 @@ lowered the score this time. They apply in this order, each to the result of the
    below at risk (when the profile's detectors cap the score);
 2. ``champion_departed``: the champion left and no replacement was named → cap (40);
 3. ``active_escalation``: an escalated ticket is still open → cap (50);
-4. ``zero_usage``: no usage at all in the last 14 days → the score is set (10);
+4. ``zero_usage``: no usage at all in the last 14 days, and for longer than three of the
+   account's usual gaps between active days → the score is set (10, or lower if it is);
 5. ``manual``: a CSM's governed override holds the score until its expiry;
 6. ``renewal_escalation``: renewal within 60 days and the score under 60 → escalate to
    management (the score is unchanged).
@@ -50,6 +51,10 @@ OVERRIDE_DEFAULTS: dict[str, dict[str, Any]] = {
         "score": 10,
         "days": 14,
         "series": ["logins", "value_actions", "feature_uses", "api_calls", "integration_messages"],
+        # and the silence is longer than this many of the account's usual gaps between
+        # active days: a customer who buys monthly is not silent after 14 days
+        "usual_gaps": 3,
+        "prior_days": 90,
         "severity": "red",
         "action": "No usage in 14 days: immediate outreach, confirm the product still runs.",
     },
@@ -162,8 +167,13 @@ class OverrideRules:
         zero = p["zero_usage"]
         if not onboarding and self.enabled("zero_usage") and state.tenure_days >= zero["days"]:
             window = 14 if zero["days"] <= 14 else 30
-            if all(state.total(s, window) == 0 for s in self.zero_series):
-                value = int(zero["score"])
+            usual = state.usual_gap(zero["prior_days"])
+            if all(state.total(s, window) == 0 for s in self.zero_series) and (
+                state.days_silent() > zero["usual_gaps"] * usual
+            ):
+                # "set to 10 regardless": an account already scored lower keeps its lower
+                # score, so the silent accounts stay ranked among themselves
+                value = min(int(zero["score"]), score)
                 applied.append(
                     AppliedOverride(
                         "zero_usage",
@@ -173,6 +183,7 @@ class OverrideRules:
                         str(zero["severity"]),
                         {
                             "days_without_usage": window,
+                            "usual_gap_days": round(usual, 1),
                             "last_event_day": None
                             if state.last_event_day == NO_DAY
                             else iso_day(state.last_event_day),

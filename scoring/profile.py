@@ -233,6 +233,12 @@ def _signal(name: str, given: Mapping[str, Any], where: str) -> tuple[str, dict[
     if "series" in params and params["series"] not in SERIES_BY_NAME:
         known = ", ".join(SERIES_BY_NAME)
         raise ProfileError(f"{where}.series: unknown series {params['series']!r} (one of: {known})")
+    for name in params.get("fallback_series", ()):
+        if name not in SERIES_BY_NAME:
+            known = ", ".join(SERIES_BY_NAME)
+            raise ProfileError(
+                f"{where}.fallback_series: unknown series {name!r} (one of: {known})"
+            )
     return str(kind), params
 
 

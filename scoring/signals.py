@@ -8,11 +8,19 @@ score change is emitted, so the per-event path stays lean.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from windows.account import EVENT_TYPES_OF_SERIES, NO_DAY, SERIES_BY_NAME, AccountState, Series
+from windows.account import (
+    EVENT_TYPES_OF_SERIES,
+    NO_DAY,
+    SERIES_BY_NAME,
+    USE_SERIES,
+    AccountState,
+    Series,
+)
 from windows.days import iso_day
 from windows.telemetry import EventType as E
 
@@ -32,15 +40,47 @@ def _banded(value: float, bands: list[list[float]], floor: float) -> float:
 # -- usage ------------------------------------------------------------------------------
 
 
+def _absent(state: AccountState, series: Series, p: Params) -> bool:
+    """Whether the account has never produced this series' data: then the signal has no
+    data, unless the profile gives ``absent_points`` of 0 or more (absence itself is the
+    risk, say in a product every customer must log in to)."""
+    return not state.has_seen(series) and p["absent_points"] < 0
+
+
 def login_frequency(state: AccountState, p: Params) -> float | None:
     """Login days among the 30 complete days ending yesterday: today's first login does not
     move it, nor does midnight (which would read today as a day without logins)."""
+    if not state.has_seen(Series.LOGINS):
+        return None if _absent(state, Series.LOGINS, p) else float(p["absent_points"])
     days = state.complete_active_days(Series.LOGINS, 30)
-    return _banded(days, p["bands"], p["inactive_points"])
+    points = _banded(days, p["bands"], p["inactive_points"])
+    if _logins_declining(state, p):
+        lower = [b[1] for b in p["bands"] if b[1] < points]
+        points = max(lower) if lower else float(p["inactive_points"])
+    return points
+
+
+def _login_fortnights(state: AccountState) -> tuple[int, int]:
+    """Login days in the last 14 complete days and in the 14 before them."""
+    last = state.complete_active_days(Series.LOGINS, 14)
+    return last, state.complete_active_days(Series.LOGINS, 28) - last
+
+
+def _logins_declining(state: AccountState, p: Params) -> bool:
+    """A clear fall in login days, fortnight on fortnight: the trend, not only the level,
+    is judged ("focus on trends rather than an arbitrary good threshold")."""
+    last, prior = _login_fortnights(state)
+    return last < prior and _clear_change(last, prior, p)
 
 
 def login_frequency_evidence(state: AccountState, p: Params) -> dict[str, Any]:
-    return {"login_days_30d": state.complete_active_days(Series.LOGINS, 30)}
+    last, prior = _login_fortnights(state)
+    return {
+        "login_days_30d": state.complete_active_days(Series.LOGINS, 30),
+        "login_days_last_14d": last,
+        "login_days_prior_14d": prior,
+        "declining": _logins_declining(state, p),
+    }
 
 
 def _usage_windows(state: AccountState, p: Params) -> tuple[float, float]:
@@ -49,7 +89,7 @@ def _usage_windows(state: AccountState, p: Params) -> tuple[float, float]:
 
     From the windows ending today: ages 1..14 = total(14) - y₀ + y₁₄ and ages 15..28 =
     total(28) - total(14) - y₁₄ + y₂₈."""
-    buckets = state.series[SERIES_BY_NAME[p["series"]]]
+    buckets = state.series[_used_series(state, p)]
     if buckets is None:
         return 0.0, 0.0
     clock = state.clock
@@ -60,16 +100,29 @@ def _usage_windows(state: AccountState, p: Params) -> tuple[float, float]:
     return t14 - y0 + y14, buckets.total(28) - t14 - y14 + y28
 
 
+def _used_series(state: AccountState, p: Params) -> Series:
+    """The signal's series, or the first of its ``fallback_series`` the account has used
+    when it never produced the main one (an API-only account has no value actions)."""
+    series = SERIES_BY_NAME[p["series"]]
+    if state.has_seen(series):
+        return series
+    for name in p["fallback_series"]:
+        if state.has_seen(SERIES_BY_NAME[name]):
+            return SERIES_BY_NAME[name]
+    return series
+
+
 def usage_trend(state: AccountState, p: Params) -> float | None:
     """The 14-day usage trend: the last 14 complete days against the 14 before.
 
     Comparisons are made as ``100·last`` against ``(100 + pct)·prior`` so that integer
     sums fall exactly on band edges (10% growth on 100 is 110, not 110.00000000000001).
     """
-    if state.total(SERIES_BY_NAME[p["series"]], 90) == 0:
+    series = _used_series(state, p)
+    if state.total(series, 90) == 0:
         return None  # never used (or not in 90 days): no data, rather than a collapse
     last, prior = _usage_windows(state, p)
-    if last == 0 and prior == 0 and state.complete_total(SERIES_BY_NAME[p["series"]], 90) == 0:
+    if last == 0 and prior == 0 and state.complete_total(series, 90) == 0:
         return None  # only today so far: no complete day to judge a trend on
     if last == 0 and _clear_change(last, prior, {**p, "min_z": p["zero_min_z"]}):
         return float(p["zero_points"])  # a silent fortnight that could not be chance
@@ -97,7 +150,54 @@ def _clear_change(last: float, prior: float, p: Params) -> bool:
 def usage_trend_evidence(state: AccountState, p: Params) -> dict[str, Any]:
     last, prior = _usage_windows(state, p)
     trend = None if prior == 0 else round(100 * (last / prior - 1), 1)
-    return {"series": p["series"], "last_14d": last, "prior_14d": prior, "trend_pct": trend}
+    series = _used_series(state, p).name.lower()
+    return {"series": series, "last_14d": last, "prior_14d": prior, "trend_pct": trend}
+
+
+def _cadence(state: AccountState, p: Params) -> tuple[float, float, int]:
+    """The account's rate of active days (a day with any use), its silence beyond the
+    longest it has been silent before, and the chance that it is active again within
+    ``outlook_days``.
+
+    An account uses the product on a day with chance ``rate``; it may also have left, at
+    ``1 / lifetime_days`` a day. After ``silence`` days without use, the chance it is still
+    there is ``1 / (1 + μ/(λ+μ)·(e^{(λ+μ)·silence} − 1))`` (the Pareto/NBD model's), and
+    if it is, it is active within the outlook with chance ``1 − e^{−λ·outlook}``. The rate
+    is active days over the days since the first (plus ``prior_days`` of no use, so that
+    one active day is not a daily habit). Silences no longer than the longest the account
+    had before (weekends, holidays, a quarterly habit) count as none."""
+    rate = 1.0 / state.usual_gap(p["prior_days"])
+    silent = state.days_silent()
+    beyond = max(0, silent - state.longest_silence)
+    mu = 1.0 / p["lifetime_days"]
+    grow = min((rate + mu) * beyond, 50.0)
+    alive = 1.0 / (1.0 + mu / (rate + mu) * math.expm1(grow))
+    return rate, alive * -math.expm1(-rate * p["outlook_days"]), silent
+
+
+def cadence(state: AccountState, p: Params) -> float | None:
+    """How overdue the account's use is against its own cadence: 100 × the chance it is
+    active again within the outlook (see ``_cadence``). An account active daily and silent
+    for three weeks scores near 0; one active every quarter and silent for a month does
+    not. It reads the account's whole life, not only the 90-day windows."""
+    if state.use_days == 0:
+        return None
+    return 100.0 * _cadence(state, p)[1]
+
+
+def cadence_evidence(state: AccountState, p: Params) -> dict[str, Any]:
+    if state.use_days == 0:
+        return {"active_days": 0}
+    rate, chance, silent = _cadence(state, p)
+    return {
+        "active_days": state.use_days,
+        "first_active_on": iso_day(state.first_use_day),
+        "last_active_on": iso_day(state.last_use_day),
+        "days_silent": silent,
+        "usual_gap_days": round(1.0 / rate, 1),
+        "longest_silence_days": state.longest_silence,
+        f"chance_active_{p['outlook_days']}d": round(chance, 3),
+    }
 
 
 def _core_features_used(state: AccountState, p: Params) -> list[str]:
@@ -117,8 +217,10 @@ def _core_features_used(state: AccountState, p: Params) -> list[str]:
 
 def feature_adoption(state: AccountState, p: Params) -> float | None:
     core = p["core_features"]
-    if not core:
+    if not core or _absent(state, Series.FEATURE_USES, p):
         return None
+    if not state.has_seen(Series.FEATURE_USES):
+        return float(p["absent_points"])
     return 100.0 * len(_core_features_used(state, p)) / len(core)
 
 
@@ -177,7 +279,15 @@ def csat_evidence(state: AccountState, p: Params) -> dict[str, Any]:
     return {"csat_avg": round(state.csat_avg, 2), "responses": state.csat_count}
 
 
+def _never_in_support(state: AccountState) -> bool:
+    """No ticket ever opened: the support signals have no data (a clean record of support
+    is news only for an account that uses support)."""
+    return not state.has_seen(Series.SUPPORT_OPENED) and not state.open_tickets
+
+
 def escalations(state: AccountState, p: Params) -> float | None:
+    if _never_in_support(state) and not state.has_seen(Series.ESCALATIONS):
+        return None
     count = state.total(Series.ESCALATIONS, 90)
     if count == 0:
         return float(p["none_points"])
@@ -195,6 +305,8 @@ def _oldest_open_age(state: AccountState) -> int | None:
 
 
 def open_issue_age(state: AccountState, p: Params) -> float | None:
+    if _never_in_support(state):
+        return None
     age = _oldest_open_age(state)
     if age is None:
         return float(p["none_open_points"])
@@ -348,6 +460,8 @@ def nps_evidence(state: AccountState, p: Params) -> dict[str, Any]:
 
 def ticket_volume_trend(state: AccountState, p: Params) -> float | None:
     """Support tickets opened in the last 30 days against the 30 before."""
+    if _never_in_support(state):
+        return None
     last = state.total(Series.SUPPORT_OPENED, 30)
     prior = state.total(Series.SUPPORT_OPENED, 60) - last
     if last == 0:
@@ -377,7 +491,9 @@ class SignalDefinition:
 
     def inputs_for(self, params: Params) -> frozenset[E]:
         if "series" in params:
-            return self.inputs | EVENT_TYPES_OF_SERIES[SERIES_BY_NAME[params["series"]]]
+            names = [params["series"], *params.get("fallback_series", ())]
+            fed = [EVENT_TYPES_OF_SERIES[SERIES_BY_NAME[n]] for n in names]
+            return self.inputs.union(*fed)
         return self.inputs
 
 
@@ -386,7 +502,14 @@ SIGNALS: dict[str, SignalDefinition] = {
         login_frequency,
         login_frequency_evidence,
         # active login days in the last 30: daily / weekly / biweekly / monthly / inactive
-        {"bands": [[20, 100], [4, 75], [2, 50], [1, 25]], "inactive_points": 0},
+        {
+            "bands": [[20, 100], [4, 75], [2, 50], [1, 25]],
+            "inactive_points": 0,
+            "absent_points": -1,
+            # a fall in login days counts when clear of day-to-day noise (one band lower)
+            "min_z": 2.0,
+            "dispersion": 0.0,
+        },
         frozenset({E.LOGIN}),
     ),
     "usage_trend": SignalDefinition(
@@ -394,6 +517,7 @@ SIGNALS: dict[str, SignalDefinition] = {
         usage_trend_evidence,
         {
             "series": "value_actions",
+            "fallback_series": [],
             "growing_above_pct": 10,
             "stable_from_pct": -10,
             "declining_from_pct": -25,
@@ -408,10 +532,16 @@ SIGNALS: dict[str, SignalDefinition] = {
             "dispersion": 0.01,
         },
     ),
+    "cadence": SignalDefinition(
+        cadence,
+        cadence_evidence,
+        {"outlook_days": 90, "lifetime_days": 365, "prior_days": 90},
+        frozenset(t for s in USE_SERIES for t in EVENT_TYPES_OF_SERIES[s]),
+    ),
     "feature_adoption": SignalDefinition(
         feature_adoption,
         feature_adoption_evidence,
-        {"core_features": []},
+        {"core_features": [], "absent_points": -1},
         frozenset({E.FEATURE_USED}),
     ),
     "meeting_attendance": SignalDefinition(
@@ -436,7 +566,8 @@ SIGNALS: dict[str, SignalDefinition] = {
         escalations,
         escalations_evidence,
         {"none_points": 100, "one_points": 60, "multiple_points": 20},
-        frozenset({E.SUPPORT_TICKET_ESCALATED}),
+        # an account's first ticket gives it support data: the signal moves off "none"
+        frozenset({E.SUPPORT_TICKET_ESCALATED, E.SUPPORT_TICKET_OPENED}),
     ),
     "open_issue_age": SignalDefinition(
         open_issue_age,

@@ -58,6 +58,8 @@ _ONE_EACH: dict[EventType, Series] = {
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+#: the series whose counts are use of the product: a day with any of them is an active day
+USE_SERIES = frozenset(_COUNTED.values())
 
 
 #: which event types feed each series (for knowing what an event can change)
@@ -152,6 +154,11 @@ class AccountState:
         "last_failed_day",
         "episode_day",
         "calm_since",
+        "seen_series",
+        "use_days",
+        "first_use_day",
+        "last_use_day",
+        "longest_silence",
         *DERIVED_SLOTS,
     )
 
@@ -223,6 +230,17 @@ class AccountState:
         #: has been calm (healthy, nothing yellow or red), which closes it
         self.episode_day = NO_DAY
         self.calm_since = NO_DAY
+        #: a bit per ``Series`` the account has ever had a count in: a signal whose data
+        #: the account never produced is "no data", not zero (kept for life: the buckets
+        #: forget after 90 days)
+        self.seen_series = 0
+        #: the account's cadence over its whole life, beyond the 90-day windows: distinct
+        #: days with any use (logins, value actions, features, API, integrations), the
+        #: first and last of them, and the longest silent stretch between two of them
+        self.use_days = 0
+        self.first_use_day = NO_DAY
+        self.last_use_day = NO_DAY
+        self.longest_silence = 0
         # derived, never stored: signal points as of ``cache_clock`` (see scoring.model),
         # the scorecard chosen for the account, and per-series daily counts and findings
         # as of ``daily_clock`` (see scoring.detectors)
@@ -304,7 +322,34 @@ class AccountState:
         buckets = self.series[series]
         if buckets is None:
             buckets = self.series[series] = DailyBuckets()
+        self.seen_series |= 1 << series
+        if series in USE_SERIES and day != self.last_use_day:
+            self._note_use(age, day)
         buckets.add(age, day, amount)
+
+    def _note_use(self, age: int, day: int) -> None:
+        """Count ``day`` as a day of use, once: called before its count is added."""
+        last = self.last_use_day
+        if last == NO_DAY:
+            self.first_use_day = day
+        elif day > last:
+            self.longest_silence = max(self.longest_silence, day - last - 1)
+        elif day < self.first_use_day:
+            self.longest_silence = max(self.longest_silence, self.first_use_day - day - 1)
+            self.first_use_day = day
+        elif any(
+            b is not None and b.day_count(self.clock, day)
+            for i, b in enumerate(self.series)
+            if i in USE_SERIES
+        ):
+            return  # a late event on a day already counted
+        self.use_days += 1
+        if day > last:
+            self.last_use_day = day
+
+    def has_seen(self, series: Series) -> bool:
+        """Whether the account ever had a count in ``series`` (however long ago)."""
+        return bool(self.seen_series >> series & 1)
 
     def _apply_fact(self, event: TelemetryEvent, day: int) -> None:
         etype = event.type
@@ -433,6 +478,19 @@ class AccountState:
         today = 1 if buckets.day_count(clock, clock) else 0
         leaving = 1 if buckets.day_count(clock, clock - window) else 0
         return buckets.active_days(window) - today + leaving
+
+    def usual_gap(self, prior_days: float) -> float:
+        """Days per active day over the account's life, counting ``prior_days`` of no use
+        before the first (so that one active day is not read as a daily habit)."""
+        if self.use_days == 0:
+            return float("inf")
+        return (self.clock - self.first_use_day + 1 + prior_days) / self.use_days
+
+    def days_silent(self) -> int:
+        """Complete days since the last day of use (0 when used today or yesterday)."""
+        if self.last_use_day == NO_DAY:
+            return self.tenure_days
+        return max(0, self.clock - 1 - self.last_use_day)
 
     @property
     def tenure_days(self) -> int:

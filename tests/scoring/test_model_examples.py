@@ -344,6 +344,8 @@ def test_login_gating_leaves_login_frequency_out_for_api_driven_accounts() -> No
     ungated = Account(
         profile_from_mapping({**_default_doc(), "login_gating": {"mode": "off"}}), api_driven=True
     )
+    for acct in (gated, detected, ungated):
+        acct.send(E.LOGIN, DAY0)  # one login: logins are data, and they stopped
     for day in range(DAY0, DAY0 + 35):
         for acct in (gated, detected, ungated):
             acct.send(E.VALUE_ACTION, day, 3)

@@ -6,7 +6,7 @@ from itertools import pairwise
 import pytest
 
 from scoring.engine import HealthEngine, ScoringConfig
-from scoring.model import assess
+from scoring.model import NO_SCORE, assess
 from scoring.profile import load_profile
 from scoring.signals import SIGNALS
 from windows.account import AccountState
@@ -103,22 +103,47 @@ def test_csat_is_linear_from_one_to_five() -> None:
 
 
 def test_composite_weights_categories_and_shares_missing_signal_weight() -> None:
-    # usage: logins on 20 days (100), usage trend growing (100), feature adoption 0/5 (0)
+    # usage: logins on 20 days (100), usage trend growing (100), cadence daily and not
+    # silent (100), feature adoption 1/5 (20)
     s = AccountState()
     for d in range(20):
         s.apply(ev(EventType.LOGIN, DAY0 + d))
         s.apply(ev(EventType.VALUE_ACTION, DAY0 + d, 3))
+    s.apply(ev(EventType.FEATURE_USED, DAY0 + 2, feature="dashboards"))
+    s.apply(ev(EventType.SUPPORT_TICKET_OPENED, DAY0 + 3, ticket_id="t"))
+    s.apply(ev(EventType.SUPPORT_TICKET_RESOLVED, DAY0 + 4, ticket_id="t", csat=4))
     s.advance_to(DAY0 + 20)  # the morning after: 20 complete days
     a = assess(s, PROFILE)
-    # usage = (25*100 + 45*100 + 30*0) / 100 = 70
-    assert a.category_scores["usage"] == 70
-    # engagement has no data; support: escalations 100, open issues 100, csat none -> 100;
-    # financial has no data. composite = (35*70 + 20*100) / 55 = 80.9 -> 81
+    # usage = (20*100 + 35*100 + 25*100 + 20*20) / 100 = 84
+    assert a.category_scores["usage"] == 84
+    # support: csat 4/5 -> 75, no escalation 100, nothing open 100 -> 90; engagement and
+    # financial have no data, so their weight goes to the others:
+    # composite = (35*84 + 20*90) / 55 = 86.2 -> 86
     assert a.category_scores["engagement"] is None
-    assert a.category_scores["support"] == 100
+    assert a.category_scores["support"] == 90
     assert a.category_scores["financial"] is None
-    assert a.score == 81
+    assert a.score == 86
     assert a.zone == "healthy"
+
+
+def test_signals_of_data_the_account_never_produced_have_no_data() -> None:
+    # an account with value actions only: no logins, no features, no support ever
+    s = AccountState()
+    for d in range(20):
+        s.apply(ev(EventType.VALUE_ACTION, DAY0 + d, 3))
+    s.advance_to(DAY0 + 20)
+    a = assess(s, PROFILE)
+    by_name = dict(zip(PROFILE.signal_names, a.signal_scores, strict=True))
+    for name in ("login_frequency", "feature_adoption", "csat", "escalations", "open_issue_age"):
+        assert by_name[name] == NO_SCORE, name
+    assert a.category_scores["support"] is None
+    assert a.score == a.category_scores["usage"] == 100
+    # unless the profile says that absence itself is the risk
+    p = SIGNALS["login_frequency"]
+    assert p.score(s, {**p.defaults, "absent_points": 0}) == 0
+    # an account that did log in, long ago, scores 0, not "no data"
+    s.apply(ev(EventType.LOGIN, DAY0 - 60))
+    assert p.score(s, p.defaults) == 0
 
 
 def test_engine_emits_on_step_or_zone_change_with_seq_and_evidence() -> None:
@@ -170,3 +195,70 @@ def test_zones_have_hysteresis_on_the_way_up() -> None:
     assert PROFILE.zone_after(41, "critical", 3) == "critical"
     assert PROFILE.zone_after(76, "critical", 3) == "at_risk"
     assert PROFILE.zone_after(76, "", 3) == "healthy"  # a first score has no zone to leave
+
+
+CADENCE = SIGNALS["cadence"]
+
+
+def _used_on(days: list[int], seen_on: int) -> AccountState:
+    s = AccountState()
+    for d in days:
+        s.apply(ev(EventType.VALUE_ACTION, DAY0 + d))
+    s.advance_to(DAY0 + seen_on)
+    return s
+
+
+def test_cadence_reads_silence_against_the_accounts_own_rhythm() -> None:
+    weekdays = [d for d in range(84) if d % 7 < 5]
+    daily = _used_on(weekdays, 84)  # day 84 is a Monday morning after a weekend
+    assert CADENCE.score(daily, CADENCE.defaults) == pytest.approx(100)
+    silent = _used_on(weekdays, 84 + 21)  # three weeks without use
+    assert CADENCE.score(silent, CADENCE.defaults) < 20
+    quarterly = _used_on([0, 91, 182, 273], 273 + 30)  # a quarterly habit, a month ago
+    assert CADENCE.score(quarterly, CADENCE.defaults) > 50
+    once = _used_on([0], 270)  # one day of use, nine months ago
+    assert CADENCE.score(once, CADENCE.defaults) < 10
+    assert CADENCE.score(AccountState(), CADENCE.defaults) is None
+    evidence = CADENCE.evidence(silent, CADENCE.defaults)
+    # the last day of use was Friday, day 81 (2026-03-23): 23 complete days since
+    assert evidence["days_silent"] == 23 and evidence["last_active_on"] == "2026-03-23"
+
+
+def test_cadence_falls_with_each_silent_day_beyond_the_longest_before() -> None:
+    days = [d for d in range(84) if d % 7 < 5]
+    points = [CADENCE.score(_used_on(days, 82 + k), CADENCE.defaults) for k in range(0, 30, 3)]
+    assert points == sorted(points, reverse=True)
+    assert points[0] == pytest.approx(100) and points[-1] < 50
+
+
+def test_zero_usage_waits_for_a_silence_longer_than_the_accounts_usual_gaps() -> None:
+    engine = HealthEngine(ScoringConfig(PROFILE))
+    monthly = _used_on([0, 30, 60, 90, 120], 120 + 20)  # a monthly buyer, 19 days silent
+    daily = _used_on(list(range(121)), 121 + 15)  # a daily user, 15 days silent
+    overrides = {
+        name: [o["override"] for o in engine.describe("a", s)["overrides"]]
+        for name, s in (("monthly", monthly), ("daily", daily))
+    }
+    assert "zero_usage" not in overrides["monthly"]
+    assert "zero_usage" in overrides["daily"]
+
+
+def test_usage_trend_falls_back_to_api_calls_for_an_account_without_value_actions() -> None:
+    p = {**TREND.defaults, "fallback_series": ["api_calls"]}
+    s = AccountState()
+    for d in range(28):
+        s.apply(ev(EventType.API_CALLS, DAY0 + d, 1000 if d < 14 else 200))
+    s.advance_to(DAY0 + 28)
+    assert TREND.score(s, p) == 10  # an 80% fall in API volume
+    assert TREND.evidence(s, p)["series"] == "api_calls"
+    assert TREND.score(s, TREND.defaults) is None  # without the fallback: no data
+
+
+def test_login_frequency_steps_down_a_band_on_a_clear_fall_in_login_days() -> None:
+    p = SIGNALS["login_frequency"]
+    s = AccountState()
+    for d in list(range(14)) + [14, 18, 22, 26]:  # daily, then twice a week
+        s.apply(ev(EventType.LOGIN, DAY0 + d))
+    s.advance_to(DAY0 + 28)
+    assert p.evidence(s, p.defaults)["declining"] is True
+    assert p.score(s, p.defaults) == 50  # 18 login days is "weekly" (75), one band lower

@@ -121,3 +121,29 @@ def test_snapshot_round_trip_is_exact(seed: int) -> None:
 def test_snapshot_rejects_garbage() -> None:
     with pytest.raises(SnapshotError):
         decode_state(b"\x07nonsense")
+
+
+def test_cadence_counts_days_of_use_for_life_and_the_longest_silence() -> None:
+    s = AccountState()
+    for day in (0, 1, 1, 5, 20):  # two events on day 1 are one day of use
+        s.apply(ev(EventType.VALUE_ACTION, DAY0 + day))
+    s.apply(ev(EventType.NPS_RESPONSE, DAY0 + 21, 9))  # not use of the product
+    assert (s.use_days, s.first_use_day, s.last_use_day) == (4, DAY0, DAY0 + 20)
+    assert s.longest_silence == 14  # days 6..19
+    s.apply(ev(EventType.LOGIN, DAY0 + 3))  # a late event on a new day of use
+    s.apply(ev(EventType.API_CALLS, DAY0 + 5, 10))  # a late event on a day already counted
+    assert s.use_days == 5
+    s.advance_to(DAY0 + 200)  # far beyond the windows, the cadence is still known
+    assert s.use_days == 5 and s.days_silent() == 179
+    assert s.has_seen(Series.LOGINS) and not s.has_seen(Series.FEATURE_USES)
+    back = decode_state(encode_state(s))
+    assert (back.use_days, back.last_use_day, back.longest_silence) == (5, DAY0 + 20, 14)
+    assert back.seen_series == s.seen_series  # after the buckets are empty, too
+
+
+def test_usual_gap_counts_prior_days_so_one_day_of_use_is_not_a_habit() -> None:
+    s = AccountState()
+    s.apply(ev(EventType.VALUE_ACTION, DAY0))
+    s.advance_to(DAY0 + 9)
+    assert s.usual_gap(30) == 40.0  # (10 days known + 30) / 1 day of use
+    assert AccountState().usual_gap(30) == float("inf")

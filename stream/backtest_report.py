@@ -141,13 +141,18 @@ def _svg(name: str, title: str, body: str, legend: str) -> str:
     )
 
 
-def _table(rows: list[list[Any]], header: list[str]) -> str:
+def _table(rows: list[list[Any]], header: list[str], table_id: str | None = None) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    ident = f' id="{escape(table_id)}"' if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _percent(rate: float) -> str:
+    return f"{100 * rate:.1f}%"
 
 
 STYLE = """
@@ -158,17 +163,33 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 td, th { border: 1px solid #d0d7de; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f6f8fa; }
 .verdict { font-size: 1.1em; }
+.warning { color: #9a6700; }
+td:first-child, #riskiest_accounts td:last-child, #churners_ranked_safe td:last-child {
+  text-align: left;
+}
 """
 
 
 def _figures(report: dict[str, Any]) -> str:
     baselines = report["baselines"]
     zones = [
-        [zone, z["accounts"], z["churned"], z["churn_rate"]] for zone, z in report["zones"].items()
+        [
+            zone,
+            z["accounts"],
+            _percent(z["share"]),
+            z["churned"],
+            _percent(z["churn_rate"]),
+            f"{_percent(z['churn_rate_ci'][0])} to {_percent(z['churn_rate_ci'][1])}",
+        ]
+        for zone, z in report["zones"].items()
     ]
     lead = report["lead_time"]
     return (
-        _table(zones, ["zone", "accounts", "churned", "churn rate"])
+        _table(
+            zones,
+            ["zone", "accounts", "share", "churned", "churn rate", "churn rate, 95% interval"],
+            "zones",
+        )
         + _table(
             [
                 ["score (100 - score as risk)", report["auc"]],
@@ -196,6 +217,34 @@ def _figures(report: dict[str, Any]) -> str:
             ],
         )
     )
+
+
+NAMED = {
+    "riskiest_accounts": "The riskiest accounts (lowest score first)",
+    "churners_ranked_safe": "The churners the score ranked as safe (highest score first)",
+}
+
+
+def _named_accounts(report: dict[str, Any]) -> str:
+    """The two lists of accounts by name, each under its heading."""
+    header = ["account", "score", "zone", "churned", "days since last event", "main reason"]
+    out = ""
+    for key, heading in NAMED.items():
+        rows = [
+            [
+                a["account_id"],
+                a["score"],
+                a["zone"],
+                "yes" if a["churned"] else "no",
+                a["days_since_event"],
+                a["reason"],
+            ]
+            for a in report[key]
+        ]
+        out += f"<h2>{escape(heading)}</h2>" + (
+            _table(rows, header, key) if rows else "<p>None.</p>"
+        )
+    return out
 
 
 def render_backtest(report: dict[str, Any]) -> str:
@@ -228,12 +277,15 @@ def render_backtest(report: dict[str, Any]) -> str:
             if report.get("unlabelled_accounts")
             else ""
         )
-        + ".</p>"
-        f'<p class="verdict">{escape(verdict)}</p>'
+        + f". The data runs from {escape(report['data_span']['first'])} to "
+        f"{escape(report['data_span']['last'])}.</p>"
+        + "".join(f'<p class="warning">{escape(w)}</p>' for w in report["warnings"])
+        + f'<p class="verdict">{escape(verdict)}</p>'
         + distribution_svg(report["score_distribution"])
         + roc_svg(curves)
         + calibration_svg(report["calibration"], "risk = 1 - score / 100")
         + _figures(report)
+        + _named_accounts(report)
         + "</body></html>"
     )
 
@@ -273,9 +325,54 @@ def render_calibration(report: dict[str, Any]) -> str:
         + roc_svg(curves)
         + distribution_svg(calibrated["score_distribution"])
         + calibration_svg(report["fit"]["calibration"], "fitted churn chance (test date)")
+        + calibration_checks(report)
         + "<h2>Coefficients and weights</h2>"
         + _table(coefficients, ["signal", "category", "coefficient (per SD)", "weight"])
         + "<h2>Calibrated profile at the test date</h2>"
         + _figures(calibrated)
         + "</body></html>"
+    )
+
+
+def calibration_checks(report: dict[str, Any]) -> str:
+    """The penalty chosen by cross-validation, the fitted ranking against the profile's own
+    (and whether the profile kept its weights), and each zone's churn rate with its 95%
+    interval at both dates."""
+    fit, zones = report["fit"], report["zones"]
+    grid = [[g["l2"], g["log_loss"], g["auc"]] for g in fit["validation"]["grid"]]
+    c = fit["comparison"]
+    verdict = (
+        f"The profile kept its own weights: {report['fallback_reason']}"
+        if report["fell_back"]
+        else "The fitted weights ranked held-out churners better than the profile's scores."
+    )
+    rows = [
+        [
+            part,
+            zone,
+            z["accounts"],
+            z["churned"],
+            z["churn_rate"],
+            "–".join(map(str, z["churn_rate_ci"])),
+        ]
+        for part in ("train", "test")
+        for zone, z in zones[part]["zones"].items()
+    ]
+    order = ", ".join(
+        f"{part}: {'yes' if zones[part]['ordered'] else 'no'}" for part in ("train", "test")
+    )
+    kept = f" (kept: {zones['kept_reason']})" if zones["kept_reason"] else ""
+    return (
+        f"<h2>Validation on the training date</h2><p>L2 penalty {fit['l2']:g}, chosen by "
+        f"{escape(fit['l2_chosen_by'])}.</p>"
+        + _table(grid, ["L2 penalty", "log-loss", "AUC"])
+        + _table(
+            [[c["fitted_auc"], c["original_auc"], c["difference"], c["standard_error"]]],
+            ["fitted AUC", "profile AUC", "difference", "standard error"],
+        )
+        + f'<p class="verdict">{escape(verdict)}</p>'
+        + f"<h2>Zones</h2><p>healthy from {zones['thresholds']['healthy']:g}, at risk from "
+        f"{zones['thresholds']['at_risk']:g}{escape(kept)}. Critical churns more than at risk, "
+        f"and at risk more than healthy: {order}.</p>"
+        + _table(rows, ["date", "zone", "accounts", "churned", "churn rate", "95% interval"])
     )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -22,14 +23,25 @@ from typing import Any
 import numpy as np
 
 from scoring.book import AccountBook
-from scoring.churn import calibration, lift_of_top, precision_recall, roc_auc, roc_points
+from scoring.churn import (
+    calibration,
+    lift_of_top,
+    precision_recall,
+    roc_auc,
+    roc_points,
+    wilson_interval,
+)
 from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
+from scoring.profile import ZONES
 from stream.codec import BadEvent
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
 #: events counted by the frequency baseline: the last 30 days before the cutoff
 FREQUENCY_DAYS = 30
 UNHEALTHY = ("at_risk", "critical")
+#: how many accounts each list of named accounts holds
+NAMED_ACCOUNTS = 20
+EPOCH = date(1970, 1, 1)
 
 
 class BacktestError(ValueError):
@@ -37,7 +49,11 @@ class BacktestError(ValueError):
 
 
 def day_ms(day: date) -> int:
-    return (day - date(1970, 1, 1)).days * MS_PER_DAY
+    return (day - EPOCH).days * MS_PER_DAY
+
+
+def day_of(epoch_day: int) -> date:
+    return EPOCH + timedelta(days=epoch_day)
 
 
 def parse_day(text: str, what: str) -> date:
@@ -99,6 +115,8 @@ class AccountAt:
     events_recent: int
     #: when its current stretch out of healthy began (None: healthy now)
     unhealthy_since_ms: int | None
+    #: why the score is what it is: the override that set it, else the costliest signal
+    reason: str = ""
 
 
 @dataclass
@@ -110,6 +128,9 @@ class History:
     event_days: dict[str, list[int]] = field(default_factory=dict)
     records: int = 0
     rejected: int = 0
+    #: the epoch days of the first and the last valid record, ticks included (None: none)
+    first_day: int | None = None
+    last_day: int | None = None
 
 
 def replay_to_cutoffs(
@@ -155,6 +176,7 @@ def replay_to_cutoffs(
                     (cutoff - last_event[account_id]) / MS_PER_DAY,
                     recent,
                     unhealthy.get(account_id),
+                    main_reason(described),
                 )
             )
         history.at[cutoff] = accounts
@@ -166,6 +188,11 @@ def replay_to_cutoffs(
         if isinstance(event, BadEvent):
             history.rejected += 1
             continue
+        day = event.ts_ms // MS_PER_DAY
+        if history.first_day is None or day < history.first_day:
+            history.first_day = day
+        if history.last_day is None or day > history.last_day:
+            history.last_day = day
         while pending and event.ts_ms >= pending[0]:
             picture(pending.pop(0))
         if event.type is EventType.TICK:
@@ -173,7 +200,6 @@ def replay_to_cutoffs(
                 for account_id, out in book.tick(event.ts_ms, list(book.states))[0]:
                     note(account_id, [out])
             continue
-        day = event.ts_ms // MS_PER_DAY
         seen = days.setdefault(event.account_id, [])
         if not seen or day >= seen[-1]:
             seen.append(day)
@@ -194,6 +220,43 @@ def replay_to_cutoffs(
 
 def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def main_reason(described: dict[str, Any]) -> str:
+    """Why an account has its score, from ``HealthEngine.describe``: the override (or the
+    finding behind a detector cap) that set the score, else the signal that cost the most
+    points (its weight share times the points it lacks), e.g. ``usage_trend 10/100``."""
+    return _override_reason(described["overrides"]) or _signal_reason(described["signals"])
+
+
+def _override_reason(overrides: list[dict[str, Any]]) -> str | None:
+    """The last override that moved the score: overrides apply in order, each to the result
+    of the one before, so it is the one that set the final score."""
+    setter = None
+    for o in overrides:
+        value, before = o["value"], o["score_before"]
+        if value is None:
+            continue
+        after = min(value, before) if o["effect"] == "cap" else value
+        if after != before:
+            setter = o
+    if setter is None:
+        return None
+    done = {"cap": "capped at", "set": "set to", "hold": "held at"}.get(
+        setter["effect"], setter["effect"]
+    )
+    if setter["override"] == "detector_cap":
+        evidence = setter["evidence"]
+        return f"finding {evidence['finding']} ({evidence['severity']}): {done} {setter['value']}"
+    return f"{setter['override']}: {done} {setter['value']}"
+
+
+def _signal_reason(signals: list[dict[str, Any]]) -> str:
+    scored = [s for s in signals if s["score"] is not None]
+    if not scored:
+        return "no signal data"
+    costly = max(scored, key=lambda s: s["weight_share"] * (100 - s["score"]))
+    return f"{costly['signal']} {costly['score']}/100"
 
 
 def churn_outcomes(
@@ -234,6 +297,56 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None or math.isnan(value) else round(value, digits)
 
 
+def zone_figures(accounts: list[AccountAt], churned: list[int]) -> dict[str, dict[str, Any]]:
+    """Per zone, healthy to critical then any other (onboarding) by name: accounts,
+    churners, the zone's share of the accounts, its churn rate and that rate's Wilson 95%
+    interval."""
+    counts: dict[str, list[int]] = {}
+    for account, outcome in zip(accounts, churned, strict=True):
+        tally = counts.setdefault(account.zone, [0, 0])
+        tally[0] += 1
+        tally[1] += outcome
+    order = [z for z in ZONES if z in counts]
+    order += sorted(z for z in counts if z not in ZONES)
+    zones: dict[str, dict[str, Any]] = {}
+    for zone in order:
+        n, k = counts[zone]
+        lo, hi = wilson_interval(k, n)
+        zones[zone] = {
+            "accounts": n,
+            "churned": k,
+            "share": round(n / len(accounts), 4),
+            "churn_rate": round(k / n, 4),
+            "churn_rate_ci": [round(lo, 4), round(hi, 4)],
+        }
+    return zones
+
+
+def named_accounts(
+    accounts: list[AccountAt], churned: list[int], limit: int = NAMED_ACCOUNTS
+) -> dict[str, list[dict[str, Any]]]:
+    """The accounts an analyst reads by name: the riskiest (lowest score first) and the
+    churners the score ranked as safe (highest score first); ties by account id."""
+    pairs = list(zip(accounts, churned, strict=True))
+    riskiest = sorted(pairs, key=lambda p: (p[0].score, p[0].account_id))
+    missed = sorted((p for p in pairs if p[1]), key=lambda p: (-p[0].score, p[0].account_id))
+    return {
+        "riskiest_accounts": [_named(a, c) for a, c in riskiest[:limit]],
+        "churners_ranked_safe": [_named(a, c) for a, c in missed[:limit]],
+    }
+
+
+def _named(account: AccountAt, churned: int) -> dict[str, Any]:
+    return {
+        "account_id": account.account_id,
+        "score": account.score,
+        "zone": account.zone,
+        "churned": bool(churned),
+        "days_since_event": round(account.days_since_event, 1),
+        "reason": account.reason,
+    }
+
+
 def evaluate(
     accounts: list[AccountAt],
     churned: list[int],
@@ -243,13 +356,6 @@ def evaluate(
     y = np.asarray(churned, dtype=np.float64)
     scores = np.asarray([a.score for a in accounts], dtype=np.float64)
     risk = 100.0 - scores
-    zones: dict[str, dict[str, Any]] = {}
-    for account, outcome in zip(accounts, churned, strict=True):
-        z = zones.setdefault(account.zone, {"accounts": 0, "churned": 0})
-        z["accounts"] += 1
-        z["churned"] += outcome
-    for z in zones.values():
-        z["churn_rate"] = round(z["churned"] / z["accounts"], 4)
     critical = np.asarray([a.zone == "critical" for a in accounts], dtype=np.float64)
     precision, recall = precision_recall(critical, y)
     leads = []
@@ -264,7 +370,7 @@ def evaluate(
         "churned": churners,
         "churn_rate": _rounded(churners / len(accounts)) if accounts else None,
         "auc": _rounded(roc_auc(risk, y)),
-        "zones": dict(sorted(zones.items())),
+        "zones": zone_figures(accounts, churned),
         "critical": {"precision": _rounded(precision), "recall": _rounded(recall)},
         "top_decile_lift": _rounded(lift_of_top(risk, y)),
         "lead_time": {
@@ -296,6 +402,41 @@ def _distribution(scores: np.ndarray, y: np.ndarray) -> dict[str, list[int]]:
     }
 
 
+def data_span(history: History, what: str) -> tuple[date, date]:
+    """The days of the first and the last valid record; ``what`` names the date asked for."""
+    if history.first_day is None or history.last_day is None:
+        raise BacktestError(f"{what}: the events hold no valid record")
+    return day_of(history.first_day), day_of(history.last_day)
+
+
+def check_at(
+    span: tuple[date, date], at: date, horizon_days: int, by_inactivity: bool
+) -> list[str]:
+    """Refuse an ``at`` that leaves no record before it or comes after the last record's
+    day. Return a warning for a horizon that runs past the data when churn is inactivity,
+    which the data cannot show there (a label file may know churn beyond the events)."""
+    first, last = span
+    runs = f"the data, which runs from {first} to {last}"
+    if at < first:
+        raise BacktestError(f"--at {at} is before {runs}")
+    if at == first:
+        raise BacktestError(f"--at {at} is the first day of {runs}: no record comes before it")
+    if at > last:
+        raise BacktestError(f"--at {at} is after {runs}")
+    past = (at - last).days + horizon_days - 1  # the horizon is the days at .. at + horizon - 1
+    if not by_inactivity or past <= 0:
+        return []
+    return [
+        f"--at {at} with --horizon {horizon_days}: {past} of the horizon's {horizon_days} days "
+        f"lie past the data's last day ({last}); an account silent only because the data ends "
+        "counts as churned"
+    ]
+
+
+def _to_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def backtest(
     records: Iterable[tuple[int, TelemetryEvent | BadEvent]],
     engine: HealthEngine,
@@ -303,13 +444,18 @@ def backtest(
     horizon_days: int,
     labels: dict[str, date | None] | None,
     on_progress: Callable[[int], None] | None = None,
+    warn: Callable[[str], None] = _to_stderr,
 ) -> dict[str, Any]:
     """Replay to ``at``, score every account known then, and judge against churn in the
-    ``horizon_days`` after it."""
+    ``horizon_days`` after it. Warnings go to ``warn`` and into the report."""
     if horizon_days < 1:
         raise BacktestError(f"--horizon: must be at least 1 day, got {horizon_days}")
     cutoff = day_ms(at)
     history = replay_to_cutoffs(records, engine, [cutoff], on_progress)
+    span = data_span(history, f"--at {at}")
+    warnings = check_at(span, at, horizon_days, labels is None)
+    for message in warnings:
+        warn(message)
     accounts, churned, dates, before = churn_outcomes(
         history.at[cutoff], cutoff, horizon_days, labels, history.event_days
     )
@@ -328,7 +474,10 @@ def backtest(
         "unlabelled_accounts": unlabelled,
         "records": history.records,
         "rejected_records": history.rejected,
+        "data_span": {"first": span[0].isoformat(), "last": span[1].isoformat()},
+        "warnings": warnings,
         **report,
+        **named_accounts(accounts, churned),
     }
 
 

@@ -18,6 +18,7 @@ from stream.backtesting import BacktestError
 from stream.broker import BrokerError
 from stream.codec import BadEvent
 from stream.mapping import InputMapping, MappingError
+from stream.ordering import RUN_SIZE, Record, TimeOrder
 from stream.runtime import tune_gc
 from stream.settings import Settings, SettingsError, load_settings
 
@@ -69,6 +70,43 @@ def input_mapping(args: argparse.Namespace) -> InputMapping | None:
     return inputs[source]
 
 
+def events_by_time(
+    args: argparse.Namespace, mapping: InputMapping | None, order: TimeOrder
+) -> Iterator[Record]:
+    """The records of ``--events`` (or the replayed file), decoded and in time order."""
+    from stream.mapping import read_events
+    from stream.ordering import events_in_time_order
+
+    records = read_events(args.events, mapping, args.format)
+    return events_in_time_order(records, order, run_size=args.sort_run)
+
+
+def say_how_ordered(label: str, order: TimeOrder) -> None:
+    if order.resorted:
+        print(
+            f"{label}: sorted {order.timed:,} records by time: the file was not in time order",
+            file=sys.stderr,
+        )
+
+
+def nothing_mapped(path: str, mapping: InputMapping | None, order: TimeOrder) -> str | None:
+    """When every record of a file was rejected, what to do about it; else None."""
+    if order.timed or not order.untimed:
+        return None
+    if mapping is None:
+        hint = (
+            "records in another shape than the event contract need --map FIELD=SOURCE,... "
+            "(e.g. --map account_id=customer,ts=date,type=const:value_action; "
+            "see docs/inputs.md), and --format csv for CSV not named .csv"
+        )
+    else:
+        hint = (
+            f"check the mapping: 'healthstream map-check {path}' with the same --map or "
+            "--source shows why each row is rejected"
+        )
+    return f"no record of {path} mapped to an event: all {order.untimed:,} were rejected; {hint}"
+
+
 class Progress:
     """A one-line progress report on stderr, shown only when stderr is a terminal."""
 
@@ -99,12 +137,21 @@ class Progress:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the scoring core over a file of events with no broker (JSONL in the contract, or
-    JSONL or CSV through --map or --source); outputs go to stdout as JSONL."""
-    from stream.mapping import read_events
-    from stream.replay import replay, replay_events
+    JSONL or CSV through --map or --source), in time order; outputs go to stdout as JSONL."""
+    import itertools
+
+    from stream.replay import replay_events
     from stream.settings import build_engine
 
     settings = _settings(args)
+    mapping = input_mapping(args)
+    order = TimeOrder()
+    progress = Progress("replay")
+    started = time.perf_counter()
+    records = events_by_time(args, mapping, order)
+    # the first record read: a file that cannot be read at all (a CSV without --map) stops
+    # the run before the output is opened
+    first = list(itertools.islice(records, 1))
     out = (
         JsonlSink(sys.stdout.buffer)
         if args.out == "-"
@@ -121,21 +168,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             where = "" if str(exc).startswith("row ") else f"{lineno}: "
             print(f"{args.events}: {where}{exc.reason}: {exc}", file=sys.stderr)
 
-    mapping = input_mapping(args)
-    progress = Progress("replay")
-    started = time.perf_counter()
     try:
-        if mapping is None and args.format != "csv":
-            book, stats = replay(
-                _lines(args.events), build_engine(settings), sink, report, progress.update
-            )
-        else:
-            records = read_events(args.events, mapping, args.format)
-            book, stats = replay_events(
-                records, build_engine(settings), sink, report, progress.update
-            )
+        book, stats = replay_events(
+            itertools.chain(first, records), build_engine(settings), sink, report, progress.update
+        )
     finally:
         progress.close()
+    say_how_ordered("replay", order)
     elapsed = time.perf_counter() - started
     summary = (
         f"replay: {stats.events:,} events, {stats.ticks:,} ticks, {len(book.states):,} accounts, "
@@ -147,17 +186,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if stats.rejected:
         summary += "; rejected: " + ", ".join(f"{r}={n}" for r, n in sorted(stats.rejected.items()))
     print(summary, file=sys.stderr)
+    problem = nothing_mapped(args.events, mapping, order)
+    if problem:
+        print(f"healthstream: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Replay a JSONL file and explain one account: score, signals, detectors, overrides, action."""
     from stream.explain import explain_account, render
+    from stream.ordering import contract_line_ts, in_time_order
     from stream.settings import build_engine
 
     settings = _settings(args)
     engine = build_engine(settings)
-    description, history = explain_account(_lines(args.events), args.account, engine)
+    order = TimeOrder()
+    lines = in_time_order(_lines(args.events), contract_line_ts, order, run_size=args.sort_run)
+    description, history = explain_account(lines, args.account, engine)
+    say_how_ordered("explain", order)
+    if description is None and not order.timed and order.untimed:
+        print(
+            f"healthstream: no line of {args.events} is an event of the contract: all "
+            f"{order.untimed:,} were rejected (explain reads JSONL in the event contract; "
+            f"'healthstream replay {args.events} -v' says why each is rejected)",
+            file=sys.stderr,
+        )
+        return 1
     if description is None:
         print(
             f"healthstream: no events for account {args.account!r} in {args.events}",
@@ -242,19 +297,26 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     how the scores ranked the accounts that churned in the horizon after it."""
     from stream.backtest_report import render_backtest
     from stream.backtesting import backtest, parse_day, write_report
-    from stream.mapping import read_events
     from stream.settings import build_engine
 
     labels = _churn_labels(args)
     at = parse_day(args.at, "--at")
     mapping = input_mapping(args)
     engine = build_engine(_settings(args))
+    order = TimeOrder()
     progress = Progress("backtest")
     try:
-        records = read_events(args.events, mapping, args.format)
+        records = events_by_time(args, mapping, order)
         report = backtest(records, engine, at, args.horizon, labels, progress.update)
+    except BacktestError:
+        problem = nothing_mapped(args.events, mapping, order)
+        if problem is None:
+            raise
+        print(f"healthstream: {problem}", file=sys.stderr)
+        return 1
     finally:
         progress.close()
+    say_how_ordered("backtest", order)
     out = write_report(report, args.out, render_backtest)
     baselines = report["baselines"]
     print(
@@ -273,16 +335,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from stream.backtest_report import render_calibration
     from stream.backtesting import parse_day, write_report
     from stream.calibration import calibrate
-    from stream.mapping import read_events
 
     labels = _churn_labels(args)
     settings = _settings(args)
     mapping = input_mapping(args)
     out_profile = Path(args.out_profile or Path(args.out) / "calibrated.toml")
+    # calibrate reads the file once per replay; the first read says how it was ordered
+    orders: list[TimeOrder] = []
+
+    def read() -> Iterator[Record]:
+        orders.append(TimeOrder())
+        return events_by_time(args, mapping, orders[-1])
+
     progress = Progress("calibrate")
     try:
         report = calibrate(
-            lambda: read_events(args.events, mapping, args.format),
+            read,
             settings.profile_path,
             parse_day(args.train_at, "--train-at"),
             parse_day(args.test_at, "--test-at"),
@@ -293,8 +361,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             args.l2,
             progress.update,
         )
+    except BacktestError:
+        problem = nothing_mapped(args.events, mapping, orders[0]) if orders else None
+        if problem is None:
+            raise
+        print(f"healthstream: {problem}", file=sys.stderr)
+        return 1
     finally:
         progress.close()
+    if orders:
+        say_how_ordered("calibrate", orders[0])
     out = write_report(report, args.out, render_calibration)
     test = report["test"]
     baselines = test["calibrated"]["baselines"]
@@ -393,7 +469,7 @@ def _add_mapping(p: argparse.ArgumentParser) -> None:
         "--map",
         metavar="SPEC",
         help="map records to the contract: FIELD=SOURCE pairs, e.g. "
-        "ts=date,account_id=customer,type=const:value_action,value=amount "
+        "ts=date,account_id=customer,type=const:value_action,value=cds,amount=usd "
         "(see docs/inputs.md)",
     )
     p.add_argument(
@@ -405,6 +481,24 @@ def _add_mapping(p: argparse.ArgumentParser) -> None:
         "--format",
         choices=("jsonl", "csv"),
         help="the file's format (default: by its suffix; .csv is CSV)",
+    )
+
+
+def _at_least_one(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _add_ordering(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sort-run",
+        type=_at_least_one,
+        default=RUN_SIZE,
+        metavar="RECORDS",
+        help="records are replayed in time order: up to this many are sorted in memory, a "
+        f"larger file in sorted runs spilled to temporary files (default {RUN_SIZE:,})",
     )
 
 
@@ -446,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p, kafka=False)
     _add_mapping(p)
+    _add_ordering(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("map-check", help=cmd_map_check.__doc__, description=cmd_map_check.__doc__)
@@ -471,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func in (("backtest", cmd_backtest), ("calibrate", cmd_calibrate)):
         p = sub.add_parser(name, help=func.__doc__, description=func.__doc__)
-        p.add_argument("--events", required=True, help="JSONL or CSV file of events, in time order")
+        p.add_argument("--events", required=True, help="JSONL or CSV file of events, in any order")
         if name == "backtest":
             p.add_argument("--at", required=True, help="the date to score at (YYYY-MM-DD)")
         else:
@@ -485,7 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "--out-profile",
                 help="where to write the fitted profile (default: OUT/calibrated.toml)",
             )
-            p.add_argument("--l2", type=float, default=1.0, help="L2 penalty (default 1.0)")
+            p.add_argument(
+                "--l2",
+                type=float,
+                default=None,
+                help="fix the L2 penalty instead of choosing it by cross-validation on the "
+                "training date",
+            )
         p.add_argument(
             "--horizon", type=int, required=True, help="days after the date that count as churn"
         )
@@ -500,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--min-step", type=int, dest="min_step")
         p.add_argument("--config", help="settings file (TOML), for --source mappings")
         _add_mapping(p)
+        _add_ordering(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
@@ -510,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=10, help="how many recent outputs to list")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.add_argument("--config", help="settings file (TOML)")
+    _add_ordering(p)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("produce", help=cmd_produce.__doc__, description=cmd_produce.__doc__)

@@ -20,12 +20,21 @@ from windows.telemetry import COUNT_TYPES, EventType, TelemetryEvent
 MAX_EVENT_BYTES = 64 * 1024
 #: events further ahead of the worker's clock than this are refused (``future``)
 DEFAULT_MAX_FUTURE_SKEW_MS = 3_600_000
-#: timestamps outside 2000-01-01 .. 2200-01-01 are refused as nonsense (``bad_ts``)
+#: timestamps outside 2000-01-01 .. 2200-01-01 are refused as nonsense (``bad_ts``) on live
+#: input: a ``ts`` in seconds, or a year typed wrong, would otherwise move the clock decades
 MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 7_258_118_400_000
+#: the offline tools read history as old as 1970-01-01: the core counts days from the
+#: epoch and keeps day -1 for "no day", so nothing earlier has a day to go in
+OFFLINE_MIN_TS_MS = 0
 #: the largest count, seat number or days late one event may carry: far above any real
 #: one, and small enough that a day's window sums stay exact
 MAX_COUNT = 10**9
+#: the largest money or seat amount (``attrs.amount``) one count event may carry
+MAX_AMOUNT = 10**12
+#: ids given as numbers (Zendesk's are) are read as their digits up to 2^53 - 1, the
+#: largest whole number every JSON reader holds exactly
+MAX_NUMERIC_ID = 2**53 - 1
 #: every reason a record can be refused for, by the decoder or (``too_old``,
 #: ``unprocessable``) by the worker applying it
 REASONS = frozenset(
@@ -80,11 +89,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def parse_ts(value: Any, name: str = "ts") -> int:
+def parse_ts(value: Any, name: str = "ts", *, min_ts_ms: int = MIN_TS_MS) -> int:
     """Epoch milliseconds from epoch milliseconds or ISO-8601 text with an offset.
 
-    Refuses (``bad_ts``) anything else and any time outside 2000-2200: a ``ts`` in
-    seconds, or a date-time's year typed wrong, would otherwise move the clock decades."""
+    Refuses (``bad_ts``) anything else and any time before ``min_ts_ms`` (by default
+    2000, as on live input; ``OFFLINE_MIN_TS_MS`` for history) or from 2200 on."""
     if type(value) is int:
         ms = value
     elif _is_number(value):
@@ -103,9 +112,16 @@ def parse_ts(value: Any, name: str = "ts") -> int:
         raise BadEvent(
             "bad_ts", f"{name} must be epoch milliseconds or ISO-8601 text, got {value!r:.80}"
         )
-    if not MIN_TS_MS <= ms < MAX_TS_MS:
-        raise BadEvent("bad_ts", f"{name} {value!r:.80} is outside 2000-2200: not a real time")
+    if not min_ts_ms <= ms < MAX_TS_MS:
+        raise BadEvent(
+            "bad_ts", f"{name} {value!r:.80} is outside {_span(min_ts_ms)}: not a real time"
+        )
     return ms
+
+
+def _span(min_ts_ms: int) -> str:
+    """The accepted years, as errors name them: ``2000-2200``, ``1970-2200``."""
+    return f"{(_EPOCH + min_ts_ms * _MS).year}-2200"
 
 
 def _check_date(attrs: dict[str, Any], key: str) -> None:
@@ -138,7 +154,40 @@ def _check_string(attrs: dict[str, Any], key: str) -> None:
         raise BadEvent("bad_attrs", f"attrs.{key} must be a string, got {attrs[key]!r:.80}")
 
 
+def _with_text_id(attrs: dict[str, Any], key: str) -> dict[str, Any]:
+    """The attrs with the id ``key`` as text: a whole number becomes its digits, in a new
+    dict. JSON does not tell 12345.0 from 12345 (nor does the schema), so neither do we."""
+    if key not in attrs or type(attrs[key]) is str:
+        return attrs
+    v = attrs[key]
+    whole = type(v) is int or (type(v) is float and v.is_integer())
+    if whole and 0 <= v <= MAX_NUMERIC_ID:
+        return {**attrs, key: str(int(v))}
+    raise BadEvent(
+        "bad_attrs",
+        f"attrs.{key} must be a string, or a whole number from 0 to 2^53-1, got {v!r:.80}",
+    )
+
+
+def _check_amount(attrs: dict[str, Any]) -> None:
+    """``attrs.amount``: money or seats the count stands for, summed beside the count."""
+    if "amount" in attrs:
+        v = attrs["amount"]
+        if not _is_number(v) or not math.isfinite(v) or not 0 <= v <= MAX_AMOUNT:
+            raise BadEvent(
+                "bad_attrs",
+                f"attrs.amount must be a finite number from 0 to 1e12 (money or seats), "
+                f"got {v!r:.80}",
+            )
+
+
+def _check_count(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_amount(attrs)
+    return attrs
+
+
 def _check_api_calls(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_amount(attrs)
     if "errors" in attrs:
         errors = attrs["errors"]
         if not _is_number(errors) or not 0 <= errors <= value or errors != int(errors):
@@ -150,17 +199,17 @@ def _check_api_calls(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[st
 
 
 def _check_feature(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
+    _check_amount(attrs)
     _check_string(attrs, "feature")
     return attrs
 
 
 def _check_ticket(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
-    _check_string(attrs, "ticket_id")
-    return attrs
+    return _with_text_id(attrs, "ticket_id")
 
 
 def _check_resolved(attrs: dict[str, Any], value: float, ts_ms: int) -> dict[str, Any]:
-    _check_ticket(attrs, value, ts_ms)
+    attrs = _check_ticket(attrs, value, ts_ms)
     _check_number(attrs, "csat", 1, 5)
     return attrs
 
@@ -209,7 +258,7 @@ def _check_manual_override(attrs: dict[str, Any], value: float, ts_ms: int) -> d
     if type(reason) is not str or not reason.strip():
         raise BadEvent("bad_attrs", "attrs.reason is required: say why the score is overridden")
     _check_string(attrs, "author")
-    _check_string(attrs, "override_id")
+    attrs = _with_text_id(attrs, "override_id")
     if action == "clear":
         return attrs
     if "score" not in attrs:
@@ -218,7 +267,8 @@ def _check_manual_override(attrs: dict[str, Any], value: float, ts_ms: int) -> d
     if "expires_at" not in attrs:
         raise BadEvent("bad_attrs", "attrs.expires_at is required: an override must end")
     try:
-        expires_ms = parse_ts(attrs["expires_at"], "expires_at")
+        # the widest bound: being after ts, expires_at is already held to ts's
+        expires_ms = parse_ts(attrs["expires_at"], "expires_at", min_ts_ms=OFFLINE_MIN_TS_MS)
     except BadEvent as exc:
         raise BadEvent("bad_attrs", f"attrs.{exc}") from None
     if expires_ms <= ts_ms:
@@ -229,6 +279,7 @@ def _check_manual_override(attrs: dict[str, Any], value: float, ts_ms: int) -> d
 
 
 _ATTR_CHECKS = {
+    **{etype: _check_count for etype in COUNT_TYPES},
     EventType.API_CALLS: _check_api_calls,
     EventType.FEATURE_USED: _check_feature,
     EventType.SUPPORT_TICKET_OPENED: _check_ticket,
@@ -277,8 +328,10 @@ def parse_record(raw: bytes) -> dict[str, Any]:
     return obj
 
 
-def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
-    """Validate a parsed record; the common case takes one pass of cheap checks."""
+def event_from_mapping(obj: dict[str, Any], *, min_ts_ms: int = MIN_TS_MS) -> TelemetryEvent:
+    """Validate a parsed record; the common case takes one pass of cheap checks.
+
+    Times before ``min_ts_ms`` are refused: 2000 by default, as on live input."""
     kind = obj.get("type")
     etype = _TYPES.get(kind) if type(kind) is str else None
     if etype is None:
@@ -286,12 +339,12 @@ def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
             raise _missing("type", kind)
         raise BadEvent("unknown_type", f"unknown event type {kind!r:.80}")
     ts = obj.get("ts")
-    if type(ts) is int and MIN_TS_MS <= ts < MAX_TS_MS:
+    if type(ts) is int and min_ts_ms <= ts < MAX_TS_MS:
         ts_ms = ts
     elif ts is None:
         raise BadEvent("missing_field", "ts is required")
     else:
-        ts_ms = parse_ts(ts)
+        ts_ms = parse_ts(ts, min_ts_ms=min_ts_ms)
     if etype is EventType.TICK:
         return TelemetryEvent("", "", etype, ts_ms)
     event_id = obj.get("event_id")
@@ -307,7 +360,8 @@ def event_from_mapping(obj: dict[str, Any]) -> TelemetryEvent:
         if not 0 <= value <= MAX_COUNT or value != int(value):
             raise BadEvent(
                 "bad_value",
-                f"{etype.value} counts are whole numbers from 0 to {MAX_COUNT:,}: {value!r}",
+                f"{etype.value} counts are whole numbers from 0 to {MAX_COUNT:,}: {value!r} "
+                "(money or seats go in attrs.amount)",
             )
     elif etype is EventType.NPS_RESPONSE:
         if "value" not in obj:

@@ -7,7 +7,7 @@ from typing import Any
 
 from scoring.book import AccountBook
 from scoring.engine import EventTooOld, HealthEngine, Output
-from stream.codec import BadEvent, decode_event
+from stream.codec import OFFLINE_MIN_TS_MS, BadEvent, event_from_mapping, parse_record
 from windows.telemetry import EventType
 
 BAR = "█"
@@ -24,7 +24,9 @@ def explain_account(
         if needle not in line and b"tick" not in line:
             continue
         try:
-            event = decode_event(line.rstrip(b"\r\n"))
+            # an offline tool: any date a log can hold (1970 on), as replay takes it
+            raw = line.rstrip(b"\r\n")
+            event = event_from_mapping(parse_record(raw), min_ts_ms=OFFLINE_MIN_TS_MS)
         except BadEvent:
             continue
         if event.type is EventType.TICK:

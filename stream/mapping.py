@@ -1,13 +1,14 @@
 """One mapping language from other shapes of telemetry to the event contract.
 
 A mapping says, for each contract field (``event_id``, ``account_id``, ``type``, ``ts``,
-``value``, ``user_id``, ``attrs.NAME``), where to find it in a source record: a dotted
-path into a JSON object (``context.groupId``), a CSV column (a column whose name holds
-dots is found by its whole name first), several of those tried in order
-(``timestamp|originalTimestamp``), or a constant (``const:value_action``). What the
-``type`` source finds is a *name*: with an ``events`` table it is looked up there
-(``"Signed In" -> login``), and names the table does not know are skipped with a counter
-or dead-lettered, as the mapping says; without a table it must be a contract type.
+``value``, ``user_id``, ``attrs.NAME``, and ``amount`` for ``attrs.amount``), where to
+find it in a source record: a dotted path into a JSON object (``context.groupId``), a CSV
+column (a column whose name holds dots is found by its whole name first), several of
+those tried in order (``timestamp|originalTimestamp``), or a constant
+(``const:value_action``). What the ``type`` source finds is a *name*: with an ``events``
+table it is looked up there (``"Signed In" -> login``), and names the table does not know
+are skipped with a counter or dead-lettered, as the mapping says; without a table it must
+be a contract type.
 
 The same ``InputMapping`` is built from a command line (``from_spec``, for CSV and JSONL
 files: ``replay``, ``backtest``, ``calibrate``) or from a configuration table
@@ -32,11 +33,19 @@ from typing import Any
 
 import orjson
 
-from stream.codec import BadEvent, event_from_mapping, parse_record, parse_ts
-from windows.telemetry import EventType, TelemetryEvent
+from stream.codec import (
+    MIN_TS_MS,
+    OFFLINE_MIN_TS_MS,
+    BadEvent,
+    event_from_mapping,
+    parse_record,
+    parse_ts,
+)
+from windows.telemetry import COUNT_TYPES, EventType, TelemetryEvent
 
-#: the contract fields a mapping can fill; ``attrs.NAME`` fills one attribute
-FIELDS = ("event_id", "account_id", "type", "ts", "value", "user_id")
+#: the contract fields a mapping can fill; ``attrs.NAME`` fills one attribute, and
+#: ``amount`` is ``attrs.amount``: the money or seats a count event stands for
+FIELDS = ("event_id", "account_id", "type", "ts", "value", "user_id", "amount")
 PRESETS = ("contract", "fields", "segment", "cloudevents")
 UNKNOWN_EVENT_POLICIES = ("skip", "dead_letter")
 #: why a mapped record was skipped on purpose (counted, never dead-lettered)
@@ -48,7 +57,9 @@ _TYPES = {t.value: t for t in EventType}
 #: the same names
 FACT_TRAITS = ("plan", "seats", "segment", "renewal_date", "contract_start", "api_driven")
 #: attributes whose CSV text is read as a number, or as true/false
-_NUMERIC_ATTRS = frozenset({"seats", "days_late", "csat", "response_hours", "errors", "score"})
+_NUMERIC_ATTRS = frozenset(
+    {"seats", "days_late", "csat", "response_hours", "errors", "score", "amount"}
+)
 _BOOLEAN_ATTRS = frozenset({"api_driven"})
 _DATE_ATTRS = frozenset({"renewal_date", "contract_start"})
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -229,6 +240,7 @@ class InputMapping:
                 raise MappingError(f"{where}: events: expected a table of NAME = TYPE")
             raw_events.update(given)
             events = _rules(raw_events, f"{where}: events")
+        _check_amount_types(fields_, events, where)
         fields_ = {**_PRESET_FIELDS.get(preset, {}), **fields_}
         trait, extension = table.get("account_trait", ""), table.get("account_extension", "")
         if trait and "account_id" not in raw_fields:
@@ -254,8 +266,8 @@ class InputMapping:
 
     # -- applying ---------------------------------------------------------------------
 
-    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The contract dict for one source record.
+    def apply(self, record: Mapping[str, Any], *, min_ts_ms: int = MIN_TS_MS) -> dict[str, Any]:
+        """The contract dict for one source record; times before ``min_ts_ms`` are refused.
 
         Raises ``BadEvent`` (named field or column) for a record it cannot map, and
         ``Skipped`` for one it leaves out on purpose."""
@@ -264,21 +276,24 @@ class InputMapping:
         if self.preset == "segment":
             call = record.get("type")
             if call in ("group", "identify"):
-                return self._segment_facts(record, call)
+                return self._segment_facts(record, call, min_ts_ms)
             if call != "track":
                 raise Skipped("call_type", f"segment {call!r} calls carry no health signal")
-        return self._mapped(record)
+        return self._mapped(record, min_ts_ms)
 
-    def decode(self, raw: bytes) -> tuple[dict[str, Any], TelemetryEvent]:
-        """One Kafka record's bytes to its contract dict (``ts`` in epoch ms) and event."""
+    def decode(
+        self, raw: bytes, *, min_ts_ms: int = MIN_TS_MS
+    ) -> tuple[dict[str, Any], TelemetryEvent]:
+        """One record's bytes to its contract dict (``ts`` in epoch ms) and event; by
+        default with the live bound on times (from 2000)."""
         record = parse_record(raw)
-        contract = self.apply(record)
-        event = event_from_mapping(contract)
+        contract = self.apply(record, min_ts_ms=min_ts_ms)
+        event = event_from_mapping(contract, min_ts_ms=min_ts_ms)
         if "ts" in contract:
             contract["ts"] = event.ts_ms
         return contract, event
 
-    def _mapped(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def _mapped(self, record: Mapping[str, Any], min_ts_ms: int) -> dict[str, Any]:
         name, where = self._find("type", self.fields, record, required=True)
         sources = self.fields
         if self.events is None:
@@ -303,17 +318,25 @@ class InputMapping:
             value, where = self._find(key, sources, record, required=key in ("account_id", "ts"))
             if value is None:
                 continue
-            if key.startswith("attrs."):
-                attrs[key[len("attrs.") :]] = _attr(key[len("attrs.") :], value, self._at(where))
+            at = self._at(where)
+            if key == "amount" or key.startswith("attrs."):
+                name = key.removeprefix("attrs.")
+                attrs[name] = _attr(name, value, at)
+            elif key == "ts":
+                out[key] = _time(value, at, min_ts_ms)
             else:
-                out[key] = _coerce(key, value, self._at(where))
+                out[key] = _coerce(key, value, at)
+            if key in ("value", "amount"):
+                _fits_type(etype, key, out.get(key), where, at)
         if attrs:
             out["attrs"] = attrs
         if "event_id" not in out:
             out["event_id"] = derived_id(record)
         return out
 
-    def _segment_facts(self, record: Mapping[str, Any], call: str) -> dict[str, Any]:
+    def _segment_facts(
+        self, record: Mapping[str, Any], call: str, min_ts_ms: int
+    ) -> dict[str, Any]:
         traits = record.get("traits")
         if not isinstance(traits, Mapping):
             context = record.get("context")
@@ -342,7 +365,7 @@ class InputMapping:
             "event_id": _text(event_id) if event_id else derived_id(record),
             "account_id": _text(account),
             "type": EventType.ACCOUNT_FACTS.value,
-            "ts": _coerce("ts", ts, self._at(where)),
+            "ts": _time(ts, self._at(where), min_ts_ms),
             "attrs": attrs,
         }
 
@@ -378,6 +401,47 @@ def _sources(table: Mapping[str, Any], where: str) -> dict[str, Source]:
     return out
 
 
+def _check_amount_types(
+    fields: Mapping[str, Source], events: Mapping[str, EventRule] | None, where: str
+) -> None:
+    """``amount`` only where the type is a count: other types carry theirs in ``value``."""
+    counts = ", ".join(sorted(t.value for t in COUNT_TYPES))
+    given = fields.get("type")
+    if "amount" in fields and events is None and given is not None and given.const is not None:
+        if _TYPES.get(given.const) not in COUNT_TYPES:
+            raise MappingError(
+                f"{where}: fields.amount: only for count types ({counts}); "
+                f"a {given.const} event carries its amount in value"
+            )
+    for name, rule in (events or {}).items():
+        if "amount" in rule.fields and rule.type not in COUNT_TYPES:
+            raise MappingError(
+                f"{where}: events.{name!r}: amount: only for count types ({counts}); "
+                f"a {rule.type.value} event carries its amount in value"
+            )
+
+
+def _fits_type(type_name: Any, key: str, value: Any, path: str, at: str) -> None:
+    """An amount only on a count type, and a count whole. A type found in the data is
+    known only here; a price mapped to ``value`` is refused with the way to map it."""
+    etype = _TYPES.get(type_name) if isinstance(type_name, str) else None
+    if etype is None:
+        return  # the contract refuses the type itself
+    if key == "amount" and etype not in COUNT_TYPES:
+        raise BadEvent(
+            "bad_attrs",
+            f"{at}: amount is only for count types; a {etype.value} event carries its "
+            "amount in value",
+        )
+    fraction = isinstance(value, float) and math.isfinite(value) and not value.is_integer()
+    if key == "value" and etype in COUNT_TYPES and fraction:
+        raise BadEvent(
+            "bad_value",
+            f"{at}: {value!r} is not a whole number, and {etype.value} counts are: map money "
+            f"or seats with amount={path} (attrs.amount) instead of value={path}",
+        )
+
+
 def _rules(table: Mapping[str, Any], where: str) -> dict[str, EventRule]:
     rules = {}
     for name, entry in table.items():
@@ -408,11 +472,10 @@ def _text(value: Any) -> Any:
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
-    """A found value in the contract's type: CSV text read as numbers and times."""
+    """A found value in the contract's type: CSV text read as numbers (``ts`` is read by
+    ``_time``)."""
     if key in ("event_id", "account_id", "user_id"):
         return _text(value)
-    if key == "ts":
-        return _time(value, where)
     if key == "value" and isinstance(value, str):
         return _number(value, where)
     return value
@@ -431,19 +494,20 @@ def _number(text: str, where: str) -> float | int:
     return number
 
 
-def _time(value: Any, where: str) -> int:
+def _time(value: Any, where: str, min_ts_ms: int) -> int:
     """Epoch ms; also text of epoch ms, a bare date, or a date-time without offset (UTC)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if _INTEGER.fullmatch(text):
-            value = int(text)
-        elif _NAIVE_TS.fullmatch(text):
-            value = datetime.fromisoformat(text.replace(",", ".")).replace(tzinfo=UTC).isoformat()
-        else:
-            value = text
     try:
-        return parse_ts(value, where)
-    except ValueError as exc:
+        if isinstance(value, str):
+            text = value.strip()
+            if _INTEGER.fullmatch(text):
+                value = int(text)
+            elif _NAIVE_TS.fullmatch(text):
+                naive = datetime.fromisoformat(text.replace(",", "."))
+                value = naive.replace(tzinfo=UTC).isoformat()
+            else:
+                value = text
+        return parse_ts(value, where, min_ts_ms=min_ts_ms)
+    except ValueError as exc:  # also a date the calendar does not have: 1997-13-01
         if isinstance(exc, BadEvent):
             raise
         raise BadEvent("bad_ts", f"{where}: {value!r:.80} is not a valid time") from None
@@ -515,29 +579,42 @@ def file_format(path: str, fmt: str | None) -> str:
 
 
 def read_events(
-    path: str, mapping: InputMapping | None = None, fmt: str | None = None
+    path: str,
+    mapping: InputMapping | None = None,
+    fmt: str | None = None,
+    *,
+    min_ts_ms: int = OFFLINE_MIN_TS_MS,
 ) -> Iterator[tuple[int, TelemetryEvent | BadEvent]]:
     """Every record of a JSONL or CSV file as ``(row, event)`` or ``(row, BadEvent)``.
 
     Rows are numbered from 1 (a CSV's header is row 1, its first record row 2, as a
     spreadsheet shows them). Rows the mapping skips on purpose are not yielded; a rejected
     row's message starts with ``row N:``. CSV needs a mapping; JSONL without one is the
-    event contract. ``-`` reads standard input."""
-    for row, outcome in read_mapped(path, mapping, fmt):
+    event contract. ``-`` reads standard input. Files are history: times from 1970 on are
+    taken unless ``min_ts_ms`` says otherwise."""
+    for row, outcome in read_mapped(path, mapping, fmt, min_ts_ms=min_ts_ms):
         if isinstance(outcome, Skipped):
             continue
         yield row, outcome
 
 
 def read_mapped(
-    path: str, mapping: InputMapping | None = None, fmt: str | None = None
+    path: str,
+    mapping: InputMapping | None = None,
+    fmt: str | None = None,
+    *,
+    min_ts_ms: int = OFFLINE_MIN_TS_MS,
 ) -> Iterator[tuple[int, TelemetryEvent | BadEvent | Skipped]]:
     """Like ``read_events``, also yielding each skipped row's ``Skipped``."""
     fmt = file_format(path, fmt)
     if fmt == "csv":
         if mapping is None:
-            raise MappingError("a CSV file needs --map (which column is which contract field)")
-        yield from _read_csv(path, mapping.for_csv())
+            raise MappingError(
+                f"{path}: a CSV file needs --map to say which column is which contract field, "
+                "e.g. --map account_id=customer,ts=date,type=const:value_action "
+                "(see docs/inputs.md)"
+            )
+        yield from _read_csv(path, mapping.for_csv(), min_ts_ms)
         return
     mapping = mapping or InputMapping.contract()
     stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
@@ -546,19 +623,19 @@ def read_mapped(
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            yield row, _outcome(row, mapping, line)
+            yield row, _outcome(row, mapping, line, min_ts_ms)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
 
 
 def _outcome(
-    row: int, mapping: InputMapping, raw: bytes | dict[str, Any]
+    row: int, mapping: InputMapping, raw: bytes | dict[str, Any], min_ts_ms: int
 ) -> TelemetryEvent | BadEvent | Skipped:
     try:
         if isinstance(raw, bytes):
-            return mapping.decode(raw)[1]
-        return event_from_mapping(mapping.apply(raw))
+            return mapping.decode(raw, min_ts_ms=min_ts_ms)[1]
+        return event_from_mapping(mapping.apply(raw, min_ts_ms=min_ts_ms), min_ts_ms=min_ts_ms)
     except BadEvent as exc:
         return BadEvent(exc.reason, f"row {row}: {exc}")
     except Skipped as exc:
@@ -566,7 +643,7 @@ def _outcome(
 
 
 def _read_csv(
-    path: str, mapping: InputMapping
+    path: str, mapping: InputMapping, min_ts_ms: int
 ) -> Iterator[tuple[int, TelemetryEvent | BadEvent | Skipped]]:
     text = (
         io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
@@ -592,7 +669,7 @@ def _read_csv(
             if None in record:
                 yield row, BadEvent("bad_field", f"row {row}: more cells than the header has")
                 continue
-            yield row, _outcome(row, mapping, record)
+            yield row, _outcome(row, mapping, record, min_ts_ms)
     except UnicodeDecodeError as exc:
         raise MappingError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     finally:

@@ -34,6 +34,8 @@ class Series(IntEnum):
     MEETINGS_MISSED = 11
     EMAIL_REPLIES = 12
     PAYMENT_FAILURES = 13
+    #: money or seats that count events stood for (``attrs.amount``), in whole units
+    AMOUNTS = 14
 
 
 SERIES_BY_NAME: dict[str, Series] = {s.name.lower(): s for s in Series}
@@ -68,6 +70,7 @@ EVENT_TYPES_OF_SERIES: dict[Series, frozenset[EventType]] = {
     for series in Series
 }
 EVENT_TYPES_OF_SERIES[Series.API_ERRORS] = frozenset({EventType.API_CALLS})
+EVENT_TYPES_OF_SERIES[Series.AMOUNTS] = frozenset(_COUNTED)
 
 
 def date_to_day(text: str) -> int:
@@ -286,6 +289,10 @@ class AccountState:
         series = _COUNTED.get(etype)
         if series is not None:
             self._count(series, age, day, int(event.value))
+            amount = event.attrs.get("amount")
+            if amount:
+                # summed in whole units: a trend of revenue or seats, not of cents
+                self._count(Series.AMOUNTS, age, day, round(amount))
             if etype is EventType.API_CALLS:
                 errors = event.attrs.get("errors", 0)
                 if errors:

@@ -13,9 +13,17 @@ from xml.etree import ElementTree
 import orjson
 import pytest
 
-from scoring.profile import load_profile
-from stream.backtesting import load_labels
+from scoring.churn import wilson_interval
+from scoring.profile import ZONES, load_profile
+from stream.backtesting import (
+    AccountAt,
+    load_labels,
+    main_reason,
+    zone_figures,
+)
 from stream.cli import main
+from stream.explain import explain_account
+from stream.settings import build_engine, load_settings
 from stream.synthetic import Scenario
 
 SCENARIO = Scenario(accounts=200, days=200, intensity=0.3, churn_in_span=True)
@@ -195,3 +203,208 @@ def test_backtest_of_a_mapped_csv_equals_the_same_events_in_the_contract(
     bad += ["--horizon", "60", "--labels", str(labels), "--out", str(tmp_path / "x")]
     assert main(bad + ["--map", "account_id=client,ts=when,type=what"]) == 2
     assert "column 'client' is not in the header" in capsys.readouterr().err
+
+
+MS_PER_DAY = 86_400_000
+
+
+def cutoff_ms(n: int) -> int:
+    return (START + timedelta(days=n) - date(1970, 1, 1)).days * MS_PER_DAY
+
+
+@pytest.fixture(scope="module")
+def labelled(history: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """report.json of a backtest at day 120 with a 60-day horizon, churn from the labels."""
+    events, labels = history
+    out = tmp_path_factory.mktemp("labelled")
+    args = ["backtest", "--events", str(events), "--at", day(120), "--horizon", "60"]
+    assert main(args + ["--labels", str(labels), "--out", str(out)]) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def test_report_names_the_riskiest_accounts_and_the_churners_ranked_safe(
+    history: tuple[Path, Path], labelled: dict
+) -> None:
+    _, labels = history
+    with open(labels) as f:
+        churn = {r["account_id"]: r["churned_at"] for r in csv.DictReader(f)}
+    horizon_end = START + timedelta(days=180)
+
+    def churned(account: str) -> bool:
+        return bool(churn[account]) and date.fromisoformat(churn[account]) <= horizon_end
+
+    riskiest, safe = labelled["riskiest_accounts"], labelled["churners_ranked_safe"]
+    assert len(riskiest) == 20 and len(safe) == min(20, labelled["churned"])
+    assert [a["score"] for a in riskiest] == sorted(a["score"] for a in riskiest)
+    assert [a["score"] for a in safe] == sorted((a["score"] for a in safe), reverse=True)
+    for a in riskiest + safe:
+        assert set(a) == {"account_id", "score", "zone", "churned", "days_since_event", "reason"}
+        assert a["churned"] is churned(a["account_id"])
+        assert a["reason"]
+    assert all(a["churned"] for a in safe)
+    # the riskiest hold the lowest scores, the listed churners the highest of the churners
+    bands = labelled["score_distribution"]
+    below = min(a["score"] for a in riskiest[-1:]) // 10
+    assert sum(bands["stayed"][:below]) + sum(bands["churned"][:below]) < 20
+    above = safe[-1]["score"] // 10 + 1
+    assert sum(bands["churned"][above:]) < 20
+
+
+def test_each_named_account_has_the_score_and_reason_that_explain_gives_at_the_date(
+    history: tuple[Path, Path], labelled: dict, tmp_path: Path
+) -> None:
+    events, _ = history
+    cutoff = cutoff_ms(120)
+    upto, last_event = [], {}
+    for line in events.read_bytes().splitlines():
+        record = orjson.loads(line)
+        if record["ts"] < cutoff or (record["type"] == "tick" and record["ts"] == cutoff):
+            upto.append(line)
+            if record["type"] != "tick":
+                last_event[record["account_id"]] = record["ts"]
+    engine = build_engine(load_settings(environ={}))
+    named = labelled["riskiest_accounts"] + labelled["churners_ranked_safe"]
+    for a in named:
+        described, _ = explain_account(upto, a["account_id"], engine)
+        assert described is not None
+        assert (described["score"], described["zone"]) == (a["score"], a["zone"]), a
+        assert a["reason"] == main_reason(described), a
+        since = (cutoff - last_event[a["account_id"]]) / MS_PER_DAY
+        assert a["days_since_event"] == round(since, 1)
+    reasons = {a["reason"] for a in named}
+    assert any(re.fullmatch(r"\w+ \d+/100", r) for r in reasons), reasons
+    assert any(": " in r for r in reasons), reasons  # some scores were set by an override
+
+
+def override(name: str, effect: str, value: int | None, before: int, **evidence: str) -> dict:
+    return {
+        "override": name,
+        "effect": effect,
+        "value": value,
+        "score_before": before,
+        "evidence": evidence,
+    }
+
+
+SIGNALS = [
+    {"signal": "login_frequency", "score": 80, "weight_share": 0.5},  # costs 10 points
+    {"signal": "usage_trend", "score": 10, "weight_share": 0.2},  # costs 18
+    {"signal": "nps", "score": None, "weight_share": 0.0},
+    {"signal": "feature_adoption", "score": 100, "weight_share": 0.3},
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ([], "usage_trend 10/100"),
+        (
+            [
+                override(
+                    "detector_cap", "cap", 39, 62, finding="usage_drop:logins", severity="red"
+                ),
+                override("champion_departed", "cap", 40, 39),
+            ],
+            "finding usage_drop:logins (red): capped at 39",
+        ),
+        (
+            [override("champion_departed", "cap", 40, 70), override("zero_usage", "set", 10, 40)],
+            "zero_usage: set to 10",
+        ),
+        ([override("manual", "hold", 70, 30)], "manual: held at 70"),
+        ([override("active_escalation", "cap", 50, 45)], "usage_trend 10/100"),
+        ([override("renewal_escalation", "escalate", None, 45)], "usage_trend 10/100"),
+    ],
+)
+def test_main_reason_is_the_override_that_set_the_score_else_the_costliest_signal(
+    overrides: list[dict], reason: str
+) -> None:
+    assert main_reason({"overrides": overrides, "signals": SIGNALS}) == reason
+
+
+def test_main_reason_without_signal_data() -> None:
+    signals = [{"signal": "nps", "score": None, "weight_share": 0.0}]
+    assert main_reason({"overrides": [], "signals": signals}) == "no signal data"
+
+
+def test_zones_come_healthy_to_critical_with_their_share_and_a_wilson_interval(
+    labelled: dict,
+) -> None:
+    zones = labelled["zones"]
+    assert list(zones) == [z for z in ZONES if z in zones] + sorted(set(zones) - set(ZONES))
+    assert sum(z["share"] for z in zones.values()) == pytest.approx(1, abs=1e-3)
+    for z in zones.values():
+        assert z["share"] == round(z["accounts"] / labelled["accounts"], 4)
+        lo, hi = z["churn_rate_ci"]
+        assert 0 <= lo <= z["churn_rate"] <= hi <= 1
+        assert [lo, hi] == [round(v, 4) for v in wilson_interval(z["churned"], z["accounts"])]
+
+
+def test_a_zone_outside_the_three_follows_them() -> None:
+    accounts = [
+        AccountAt(f"a{i}", 50, zone, {}, 1.0, 3, None)
+        for i, zone in enumerate(["onboarding", "critical", "healthy", "critical"])
+    ]
+    zones = zone_figures(accounts, [0, 1, 0, 0])
+    assert list(zones) == ["healthy", "critical", "onboarding"]
+    assert zones["critical"] == {
+        "accounts": 2,
+        "churned": 1,
+        "share": 0.5,
+        "churn_rate": 0.5,
+        "churn_rate_ci": [0.0945, 0.9055],
+    }
+
+
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [
+        (-30, f"--at {day(-30)} is before the data, which runs from {day(0)} to {day(199)}"),
+        (0, f"--at {day(0)} is the first day of the data, which runs from {day(0)} to"),
+        (200, f"--at {day(200)} is after the data, which runs from {day(0)} to {day(199)}"),
+        (400, f"--at {day(400)} is after the data, which runs from {day(0)} to {day(199)}"),
+    ],
+)
+def test_an_at_outside_the_data_is_an_error_that_names_its_span(
+    history: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    at: int,
+    message: str,
+) -> None:
+    events, labels = history
+    args = ["backtest", "--events", str(events), "--at", day(at), "--horizon", "30"]
+    assert main(args + ["--labels", str(labels), "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_an_empty_history_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    args = ["backtest", "--events", str(events), "--at", "2026-03-01", "--horizon", "30"]
+    assert main(args + ["--churn-if-inactive", "--out", str(tmp_path / "o")]) == 2
+    assert "--at 2026-03-01: the events hold no valid record" in capsys.readouterr().err
+
+
+def test_a_horizon_past_the_data_is_warned_when_churn_is_inactivity(
+    history: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, labels = history
+
+    def backtest(at: int, out: str, *churn: str) -> int:
+        args = ["backtest", "--events", str(events), "--horizon", "30", "--at", day(at)]
+        return main(args + [*churn, "--out", str(tmp_path / out)])
+
+    assert backtest(190, "a", "--churn-if-inactive") == 0
+    warning = f"20 of the horizon's 30 days lie past the data's last day ({day(199)})"
+    assert warning in capsys.readouterr().err
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["data_span"] == {"first": day(0), "last": day(199)}
+    assert len(report["warnings"]) == 1 and warning in report["warnings"][0]
+    # a horizon ending on the last day, or churn from a label file, is not warned about
+    assert backtest(170, "b", "--churn-if-inactive") == 0
+    assert backtest(190, "c", "--labels", str(labels)) == 0
+    assert "warning" not in capsys.readouterr().err
+    for out in ("b", "c"):
+        assert json.loads((tmp_path / out / "report.json").read_text())["warnings"] == []

@@ -10,9 +10,11 @@ from stream.codec import (
     MAX_EVENT_BYTES,
     MAX_TS_MS,
     MIN_TS_MS,
+    OFFLINE_MIN_TS_MS,
     BadEvent,
     decode_event,
     event_from_mapping,
+    parse_ts,
 )
 from windows.telemetry import EventType
 
@@ -160,7 +162,7 @@ def test_manual_override_rules(attrs: dict[str, object], ok: bool) -> None:
             "bad_attrs",
         ),
         (
-            b'{"event_id":"1","account_id":"a","type":"support_ticket_opened","ts":1e12,"attrs":{"ticket_id":9}}',
+            b'{"event_id":"1","account_id":"a","type":"support_ticket_opened","ts":1e12,"attrs":{"ticket_id":true}}',
             "bad_attrs",
         ),
         (
@@ -226,3 +228,76 @@ def test_mappings_with_numbers_json_cannot_hold_are_refused(
     with pytest.raises(BadEvent) as refused:
         event_from_mapping(record)
     assert refused.value.reason == reason
+
+
+# -- history before 2000, amounts, numeric ids ----------------------------------------------
+
+D1997 = 852_076_800_000  # 1997-01-01T00:00:00Z
+
+
+def _contract(**fields: object) -> dict[str, object]:
+    return {"event_id": "1", "account_id": "a", "type": "value_action", "ts": T, **fields}
+
+
+@pytest.mark.parametrize("ts", [D1997, "1997-01-01T00:00:00Z", 0, "1970-01-01T00:00:00+00:00"])
+def test_history_from_1970_is_taken_with_the_offline_bound(ts: object) -> None:
+    event = event_from_mapping(_contract(ts=ts), min_ts_ms=OFFLINE_MIN_TS_MS)
+    assert event.ts_ms in (D1997, 0)
+    with pytest.raises(BadEvent, match="outside 2000-2200: not a real time"):
+        event_from_mapping(_contract(ts=ts))  # live input keeps its bound
+
+
+@pytest.mark.parametrize("ts", [-1, "1969-12-31T23:59:59Z", MAX_TS_MS, "2200-01-01T00:00:00Z"])
+def test_times_outside_1970_to_2200_are_refused_offline_too(ts: object) -> None:
+    with pytest.raises(BadEvent, match="outside 1970-2200: not a real time") as refused:
+        event_from_mapping(_contract(ts=ts), min_ts_ms=OFFLINE_MIN_TS_MS)
+    assert refused.value.reason == "bad_ts"
+    with pytest.raises(BadEvent, match="outside 1970-2200"):
+        parse_ts("1969-07-20T20:17:00Z", min_ts_ms=OFFLINE_MIN_TS_MS)
+
+
+@pytest.mark.parametrize("kind", ["login", "value_action", "api_calls", "feature_used"])
+@pytest.mark.parametrize("amount", [0, 29.33, 10**12, 12])
+def test_count_events_carry_an_amount(kind: str, amount: float) -> None:
+    event = decode_event(orjson.dumps(_contract(type=kind, attrs={"amount": amount})))
+    assert event.attrs["amount"] == amount and event.value == 1
+
+
+@pytest.mark.parametrize("amount", [-0.01, 10**12 + 1, True, "12.00", None, math.inf, math.nan])
+def test_an_amount_that_is_not_money_is_refused(amount: object) -> None:
+    with pytest.raises(BadEvent, match=r"attrs\.amount must be a finite number from 0 to 1e12"):
+        event_from_mapping(_contract(type="login", attrs={"amount": amount}))
+
+
+def test_a_fractional_count_is_told_where_amounts_go() -> None:
+    with pytest.raises(BadEvent, match=r"counts are whole numbers .*attrs\.amount") as refused:
+        decode_event(orjson.dumps(_contract(value=12.99)))
+    assert refused.value.reason == "bad_value"
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "extra"),
+    [
+        ("support_ticket_opened", "ticket_id", {}),
+        ("support_ticket_escalated", "ticket_id", {}),
+        ("support_ticket_resolved", "ticket_id", {"csat": 5}),
+        ("manual_override", "override_id", {"action": "clear", "reason": "talked to the VP"}),
+    ],
+)
+def test_numeric_ids_become_their_digits(kind: str, key: str, extra: dict[str, object]) -> None:
+    def decoded(value: object) -> object:
+        record = _contract(type=kind, attrs={**extra, key: value})
+        return decode_event(orjson.dumps(record)).attrs[key]
+
+    attrs = {key: 12345, **extra}
+    assert event_from_mapping(_contract(type=kind, attrs=attrs)).attrs[key] == "12345"
+    assert attrs[key] == 12345  # the caller's attrs are left as they were
+    assert decoded(7.0) == "7"  # JSON does not tell 7.0 from 7, and the schema does not either
+    assert decoded("Z-9") == "Z-9"
+
+
+@pytest.mark.parametrize("ticket_id", [True, False, 12.5, -1, 2**53, None, ["1"]])
+def test_ids_that_are_not_whole_numbers_or_text_are_refused(ticket_id: object) -> None:
+    with pytest.raises(BadEvent, match=r"attrs\.ticket_id must be a string") as refused:
+        event_from_mapping(_contract(type="support_ticket_opened", attrs={"ticket_id": ticket_id}))
+    assert refused.value.reason == "bad_attrs"

@@ -248,3 +248,85 @@ def test_replay_of_a_mapped_csv_equals_replay_of_the_same_events_as_contract(
     _, stats = replay_events(doubled, build_engine(load_settings()), MemorySink())
     assert (stats.events, stats.duplicates) == (len(contract), len(contract))
     assert "replay:" in capsys.readouterr().err
+
+
+# -- amounts, and history before 2000 ------------------------------------------------------
+
+PURCHASES = "customer,date,cds,usd\n00002,1997-01-12,1,12.00\n00002,1997-01-12,5,77.00\n"
+
+
+def test_an_amount_column_goes_into_attrs_amount(tmp_path: Path) -> None:
+    csv = write(tmp_path / "purchases.csv", PURCHASES + "00004,1998-06-30,2,29.33\n")
+    spec = "account_id=customer,ts=date,type=const:value_action,amount=usd"
+    events = [e for _, e in read_events(csv, InputMapping.from_spec(spec))]
+    assert [(e.value, e.attrs) for e in events] == [  # type: ignore[union-attr]
+        (1, {"amount": 12.0}),  # value stays 1 when only the amount is mapped
+        (1, {"amount": 77.0}),
+        (1, {"amount": 29.33}),
+    ]
+    both = InputMapping.from_spec(spec + ",value=cds")
+    assert [e.value for _, e in read_events(csv, both)] == [1, 5, 2]  # type: ignore[union-attr]
+
+
+def test_a_price_mapped_to_value_is_told_to_use_amount(tmp_path: Path) -> None:
+    csv = write(tmp_path / "purchases.csv", "customer,date,usd\n00002,1997-01-12,12.99\n")
+    spec = "account_id=customer,ts=date,type=const:value_action,value=usd"
+    [(row, refused)] = list(read_events(csv, InputMapping.from_spec(spec)))
+    assert isinstance(refused, BadEvent) and refused.reason == "bad_value"
+    assert str(refused) == (
+        "row 2: column 'usd': 12.99 is not a whole number, and value_action counts are: "
+        "map money or seats with amount=usd (attrs.amount) instead of value=usd"
+    )
+
+
+def test_an_amount_is_only_for_count_types(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match=r"fields\.amount: only for count types .*in value"):
+        InputMapping.from_spec("account_id=c,ts=d,type=const:invoice_paid,amount=usd")
+    with pytest.raises(MappingError, match=r"events\.'Paid': amount: only for count types"):
+        InputMapping.from_config(
+            {"preset": "segment", "events": {"Paid": {"type": "invoice_paid", "amount": "p.x"}}}
+        )
+    csv = write(
+        tmp_path / "mixed.csv",
+        "c,d,t,usd\nacme,2026-03-01,login,3\nacme,2026-03-01,invoice_paid,9\n",
+    )
+    outcomes = list(read_events(csv, InputMapping.from_spec("account_id=c,ts=d,type=t,amount=usd")))
+    assert outcomes[0][1].attrs == {"amount": 3}  # type: ignore[union-attr]
+    refused = outcomes[1][1]
+    assert isinstance(refused, BadEvent) and refused.reason == "bad_attrs"
+    assert "amount is only for count types; a invoice_paid event" in str(refused)
+
+
+def test_files_take_history_from_1970_and_live_records_from_2000(tmp_path: Path) -> None:
+    csv = write(tmp_path / "purchases.csv", PURCHASES + "00004,1969-12-31,2,29.33\n")
+    spec = "account_id=customer,ts=date,type=const:value_action,value=cds"
+    outcomes = [e for _, e in read_events(csv, InputMapping.from_spec(spec))]
+    assert [e.ts_ms for e in outcomes[:2]] == [853_027_200_000] * 2  # type: ignore[union-attr]
+    assert isinstance(outcomes[2], BadEvent)
+    assert "column 'date' '1969-12-31T00:00:00+00:00' is outside 1970-2200" in str(outcomes[2])
+    record = orjson.dumps({"customer": "00002", "date": "1997-01-12", "cds": 1})
+    with pytest.raises(BadEvent, match="outside 2000-2200"):
+        InputMapping.from_spec(spec).decode(record)  # a source topic: live input
+
+
+def test_map_check_on_a_1990s_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = write(tmp_path / "purchases.csv", PURCHASES)
+    spec = "account_id=customer,ts=date,type=const:value_action,value=cds,amount=usd"
+    assert main(["map-check", csv, "--map", spec]) == 0
+    out, err = capsys.readouterr()
+    assert '"ts":853027200000,"value":5,"attrs":{"amount":77.0}' in out
+    assert "2 (value_action 2) mapped, 0 skipped, 0 rejected" in err
+
+
+def test_a_csv_without_a_mapping_is_told_what_to_give(tmp_path: Path) -> None:
+    csv = write(tmp_path / "purchases.csv", PURCHASES)
+    with pytest.raises(MappingError, match=r"needs --map .* e\.g\. --map account_id=customer,"):
+        list(read_events(csv))
+
+
+def test_a_date_the_calendar_does_not_have_is_a_bad_ts(tmp_path: Path) -> None:
+    csv = write(tmp_path / "purchases.csv", "customer,date,cds\n00002,1997-13-01,1\n")
+    spec = "account_id=customer,ts=date,type=const:value_action,value=cds"
+    [(_, refused)] = list(read_events(csv, InputMapping.from_spec(spec)))
+    assert isinstance(refused, BadEvent) and refused.reason == "bad_ts"
+    assert str(refused) == "row 2: column 'date': '1997-13-01' is not a valid time"

@@ -147,3 +147,13 @@ def test_usual_gap_counts_prior_days_so_one_day_of_use_is_not_a_habit() -> None:
     s.advance_to(DAY0 + 9)
     assert s.usual_gap(30) == 40.0  # (10 days known + 30) / 1 day of use
     assert AccountState().usual_gap(30) == float("inf")
+
+
+def test_amounts_are_summed_in_whole_units_beside_the_count() -> None:
+    s = AccountState()
+    s.apply(ev(EventType.VALUE_ACTION, DAY0, 2, amount=12.4))
+    s.apply(ev(EventType.VALUE_ACTION, DAY0, 1, amount=7.6))
+    s.apply(ev(EventType.API_CALLS, DAY0, 100))  # no amount: nothing to add
+    assert s.total(Series.VALUE_ACTIONS, 14) == 3
+    assert s.total(Series.AMOUNTS, 14) == 20  # 12 + 8
+    assert decode_state(encode_state(s)).total(Series.AMOUNTS, 14) == 20

@@ -7,7 +7,7 @@ lowered the score this time. They apply in this order, each to the result of the
    below at risk (when the profile's detectors cap the score);
 2. ``champion_departed``: the champion left and no replacement was named → cap (40);
 3. ``active_escalation``: an escalated ticket is still open → cap (50);
-4. ``zero_usage``: no usage at all in the last 14 days, and for longer than four of the
+4. ``zero_usage``: no usage at all in the last 14 days, and for longer than five of the
    account's usual gaps between active days → the score is set (10, or lower if it is);
 5. ``manual``: a CSM's governed override holds the score until its expiry;
 6. ``renewal_escalation``: renewal within 60 days and the score under 60 → escalate to
@@ -52,9 +52,9 @@ OVERRIDE_DEFAULTS: dict[str, dict[str, Any]] = {
         "days": 14,
         "series": ["logins", "value_actions", "feature_uses", "api_calls", "integration_messages"],
         # and the silence is longer than this many of the account's usual gaps between
-        # active days (by chance, about e^-4 = 2% for an account still active at its rate):
+        # active days (by chance, about e^-5 = 0.7% for an account still active at its rate):
         # a customer who buys monthly is not silent after 14 days
-        "usual_gaps": 4,
+        "usual_gaps": 5,
         "prior_days": 30,
         "severity": "red",
         "action": "No usage in 14 days: immediate outreach, confirm the product still runs.",

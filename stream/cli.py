@@ -195,15 +195,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Replay a JSONL file and explain one account: score, signals, detectors, overrides, action."""
-    from stream.explain import explain_account, render
+    from stream.explain import explain_account, explain_events, render
+    from stream.mapping import file_format
     from stream.ordering import contract_line_ts, in_time_order
     from stream.settings import build_engine
 
     settings = _settings(args)
     engine = build_engine(settings)
     order = TimeOrder()
-    lines = in_time_order(_lines(args.events), contract_line_ts, order, run_size=args.sort_run)
-    description, history = explain_account(lines, args.account, engine)
+    mapping = input_mapping(args)
+    if mapping is None and file_format(args.events, args.format) == "jsonl":
+        lines = in_time_order(_lines(args.events), contract_line_ts, order, run_size=args.sort_run)
+        description, history = explain_account(lines, args.account, engine)
+    else:
+        records = (event for _, event in events_by_time(args, mapping, order))
+        description, history = explain_events(records, args.account, engine)
     say_how_ordered("explain", order)
     if description is None and not order.timed and order.untimed:
         print(
@@ -606,12 +612,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
     p.add_argument("account", help="the account id")
-    p.add_argument("--events", required=True, help="JSONL file of events ('-' for stdin)")
+    p.add_argument(
+        "--events", required=True, help="JSONL or CSV file of events ('-' for stdin), any order"
+    )
     p.add_argument("--profile", help="profile file or packaged profile name")
     p.add_argument("--min-step", type=int, dest="min_step")
     p.add_argument("--last", type=int, default=10, help="how many recent outputs to list")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.add_argument("--config", help="settings file (TOML)")
+    _add_mapping(p)
     _add_ordering(p)
     p.set_defaults(func=cmd_explain)
 

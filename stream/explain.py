@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scoring.book import AccountBook
 from scoring.engine import EventTooOld, HealthEngine, Output
 from stream.codec import OFFLINE_MIN_TS_MS, BadEvent, event_from_mapping, parse_record
-from windows.telemetry import EventType
+from windows.telemetry import EventType, TelemetryEvent
 
 BAR = "█"
 
@@ -16,18 +16,33 @@ BAR = "█"
 def explain_account(
     lines: Iterable[bytes], account_id: str, engine: HealthEngine
 ) -> tuple[Output | None, list[Output]]:
-    """Replay the account's events and every tick; its description now and all it emitted."""
-    book = AccountBook(engine)
+    """Replay the account's events and every tick from contract lines (only the lines that
+    name the account, or a tick, are decoded); its description now and all it emitted."""
+    return explain_events(_account_lines(lines, account_id), account_id, engine)
+
+
+def _account_lines(lines: Iterable[bytes], account_id: str) -> Iterator[TelemetryEvent]:
     needle = account_id.encode()
-    history: list[Output] = []
     for line in lines:
         if needle not in line and b"tick" not in line:
             continue
         try:
             # an offline tool: any date a log can hold (1970 on), as replay takes it
             raw = line.rstrip(b"\r\n")
-            event = event_from_mapping(parse_record(raw), min_ts_ms=OFFLINE_MIN_TS_MS)
+            yield event_from_mapping(parse_record(raw), min_ts_ms=OFFLINE_MIN_TS_MS)
         except BadEvent:
+            continue
+
+
+def explain_events(
+    events: Iterable[TelemetryEvent | BadEvent], account_id: str, engine: HealthEngine
+) -> tuple[Output | None, list[Output]]:
+    """The same over decoded events in time order (a mapped file's, say); rejected
+    records are passed over."""
+    book = AccountBook(engine)
+    history: list[Output] = []
+    for event in events:
+        if isinstance(event, BadEvent):
             continue
         if event.type is EventType.TICK:
             if account_id in book.states:
@@ -70,12 +85,15 @@ def render(description: Output, history: list[Output], profile_name: str, last: 
         shown = "no data" if score is None else f"{score:>3} {BAR * round(score / 10)}"
         lines.append(f"  {name:<14} {shown}")
     lines += ["", "Signals (points, share of the score, evidence)"]
-    for s in d["signals"]:
-        points = "  -" if s["score"] is None else f"{s['score']:>3}"
+    for s in (s for s in d["signals"] if s["score"] is not None):
         lines.append(
-            f"  {s['signal']:<24} {points}  {100 * s['weight_share']:>5.1f}%  "
+            f"  {s['signal']:<24} {s['score']:>3}  {100 * s['weight_share']:>5.1f}%  "
             f"{_evidence(s['evidence'])}"
         )
+    left_out = [s["signal"] for s in d["signals"] if s["score"] is None]
+    if left_out:
+        # no data is not zero: their weight went to the signals above
+        lines.append(f"  left out, no data: {', '.join(left_out)}")
     lines += ["", "Detectors"]
     if not d["detectors"]:
         lines.append("  none fired")

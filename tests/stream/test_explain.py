@@ -94,3 +94,24 @@ def test_explain_says_when_the_account_is_unknown(tmp_path) -> None:
     done = _explain("nobody", "--events", str(events))
     assert done.returncode == 1
     assert "no events for account 'nobody'" in done.stderr
+
+
+def test_explain_reads_a_mapped_export_in_any_order_and_names_what_it_left_out(tmp_path) -> None:
+    rows = ["customer,date,cds"]
+    for customer in ("c2", "c1"):  # customer order, as exports come
+        rows += [f"{customer},1997-0{m}-15,2" for m in range(1, 10)]
+    path = tmp_path / "purchases.csv"
+    path.write_text("\n".join(rows) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "explain", "c1", "--events", str(path)]
+        + ["--map", "account_id=customer,ts=date,type=const:value_action,value=cds"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    text = done.stdout.decode()
+    assert "Account c1, as of 1997-09-15" in text
+    assert "  cadence " in text
+    left_out = next(line for line in text.splitlines() if "left out, no data:" in line)
+    assert "login_frequency" in left_out and "csat" in left_out
+    assert b"sorted 18 records by time" in done.stderr

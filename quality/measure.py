@@ -55,9 +55,17 @@ def output_ms(output: Mapping[str, Any]) -> int:
     return int(datetime.fromisoformat(str(output["event_time"])).timestamp() * 1000)
 
 
+#: the stages of one drop record (see scoring.detectors): a drop that escalates from
+#: single_drop to drop_no_recovery is the same finding growing more severe, not one finding
+#: turning off and another on
+_DROP_STAGES = {"single_drop": "drop", "drop_no_recovery": "drop"}
+
+
 def finding_key(finding: Mapping[str, Any]) -> str:
+    detector = str(finding["detector"])
+    detector = _DROP_STAGES.get(detector, detector)
     series = finding.get("series")
-    return str(finding["detector"]) if series is None else f"{finding['detector']}:{series}"
+    return detector if series is None else f"{detector}:{series}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,9 @@ SEVERITIES = ("monitor", "yellow", "red")
 SEVERITY_RANK = {"monitor": 1, "yellow": 2, "red": 3}
 #: the findings of a drop record, which has its own hysteresis
 _FOLLOWED = frozenset({"single_drop", "drop_no_recovery"})
+#: a finding read afresh each day stays on through this many days after its last reading,
+#: so that one quiet day neither turns it off nor, the day after, on again
+HOLD_DAYS = 2
 #: where ``finding_cache`` keeps the declining series (the series' own findings use 0..n-1)
 _DECLINING = -1
 
@@ -199,13 +202,18 @@ def follow_drop(record: list[float], day: SeriesDay, clock: int, p: Params) -> N
             record[_NO_RECOVERY] = 0
             return
     if not record[_NO_RECOVERY]:
-        # no recovery after three weeks: the last three weeks, the last one too, are down
-        held = p["no_recovery_days"]
-        if not day.down(held, per_week, p):
-            return
-        ref = Reference(per_week, record[_DISPERSION], int(record[_WEEKS_KNOWN]))
-        if ref.chance_of_at_most(day.last(held), held) < p["hold_alpha"]:
-            record[_NO_RECOVERY] = 1
+        mark_no_recovery(record, day, p)
+
+
+def mark_no_recovery(record: list[float], day: SeriesDay, p: Params) -> None:
+    """No recovery after three weeks: the last three weeks, the last one too, are down."""
+    held = p["no_recovery_days"]
+    per_week = record[_PER_WEEK]
+    if not day.down(held, per_week, p):
+        return
+    ref = Reference(per_week, record[_DISPERSION], int(record[_WEEKS_KNOWN]))
+    if ref.chance_of_at_most(day.last(held), held) < p["hold_alpha"]:
+        record[_NO_RECOVERY] = 1
 
 
 def advance_watch(
@@ -226,7 +234,11 @@ def advance_watch(
     if onset is None:
         return record
     window, ref, _ = onset
-    return [clock - window, ref.per_week, ref.dispersion, ref.weeks, 0, NO_DAY, int(regime)]
+    record = [clock - window, ref.per_week, ref.dispersion, ref.weeks, 0, NO_DAY, int(regime)]
+    # a drop first seen over its longest window may have lasted three weeks already: it is
+    # drop_no_recovery from the start, not a monitor finding that turns yellow overnight
+    mark_no_recovery(record, day, p)
+    return record
 
 
 def drop_finding(
@@ -611,8 +623,9 @@ class DetectorSet:
 
     def _hold(self, state: AccountState, findings: list[Finding]) -> None:
         """Hysteresis for the findings read afresh each day: one that lapses stays on until
-        the end of the day after its last reading, so none turns on and off within a day
-        (the drop records have hysteresis of their own)."""
+        the end of the second day after its last reading (``HOLD_DAYS``), so none turns on
+        and off, or off and on, within a day (the drop records have hysteresis of their
+        own)."""
         clock = state.clock
         held = state.held_findings
         now = {f.key for f in findings}
@@ -620,8 +633,8 @@ class DetectorSet:
             if f.detector not in _FOLLOWED:
                 record = held.get(f.key)
                 # once a day, not on every event: what these findings say changes once a day
-                if record is None or record[0] != clock + 1 or record[4] != f.evidence:
-                    held[f.key] = [clock + 1, f.detector, f.severity, f.series, f.evidence]
+                if record is None or record[0] != clock + HOLD_DAYS or record[4] != f.evidence:
+                    held[f.key] = [clock + HOLD_DAYS, f.detector, f.severity, f.series, f.evidence]
         for key, (until, detector, severity, series, evidence) in list(held.items()):
             if key in now:
                 continue

@@ -200,3 +200,14 @@ def test_flagged_and_noted(
     picture = trace_of(changed(T0, zone=zone, findings=findings)).at(T0)
     assert picture is not None
     assert (picture.flagged, picture.noted) == (flagged, noted)
+
+
+def test_a_drop_escalating_to_no_recovery_is_one_finding_growing_more_severe() -> None:
+    trace = trace_of(
+        changed(T0, findings=(("single_drop", "monitor"),)),
+        changed(T0 + 20 * HOUR, findings=YELLOW),  # the same drop, now three weeks old
+    )
+    assert edge_flips(trace.finding_edges, T0) == 0
+    assert [(key, severity) for _, key, severity in trace.onsets] == [
+        ("drop:value_actions", "yellow")
+    ]

@@ -267,3 +267,37 @@ def test_findings_through_a_day_of_events_match_a_fresh_reading() -> None:
     now = acct.detectors.evaluate(state, EventType.VALUE_ACTION, acct.day - 1)
     fresh = acct.detectors.evaluate(decode_state(encode_state(state)), None)
     assert [(f.key, f.evidence) for f in now] == [(f.key, f.evidence) for f in fresh]
+
+
+def test_a_drop_first_seen_three_weeks_in_is_no_recovery_at_once() -> None:
+    # at 2 a week, a drop read first over its longest window (4 weeks: the noise hid it
+    # before) has lasted three weeks already: yellow from the first reading, not monitor
+    # for a night
+    acct = Series()
+    acct.live(noisy(2, 120, seed=1))
+    days = acct.live(noisy(0.6, 60, seed=101))  # to 30% of 2 a week
+    drops = [
+        (i, f.detector) for i, day in enumerate(days) for f in day if f.series == "value_actions"
+    ]
+    assert drops, "the drop to 10% was found"
+    first_day = drops[0][0]
+    first = {d for i, d in drops if i == first_day}
+    later = {d for i, d in drops if i == first_day + 1}
+    assert not (first == {"single_drop"} and later == {"drop_no_recovery"})
+
+
+def test_a_finding_read_afresh_survives_a_quiet_reading_and_the_day_after() -> None:
+    detectors = DetectorSet(load_profile().detectors)
+    state = AccountState()
+    state.apply(TelemetryEvent("x", "a", EventType.VALUE_ACTION, START * MS_PER_DAY, 1))
+    finding = Finding("weakening_rebounds", "yellow", "value_actions", {"rebounds": [0.5]})
+    detectors._hold(state, [finding])  # read on day START
+    for later in (1, 2):
+        state.advance_to(START + later)
+        held: list[Finding] = []
+        detectors._hold(state, held)  # not read again on the next two days: still on
+        assert [f.key for f in held] == [finding.key], later
+    state.advance_to(START + 3)
+    gone: list[Finding] = []
+    detectors._hold(state, gone)
+    assert gone == []

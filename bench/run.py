@@ -30,14 +30,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sinks import MemorySink
 from stream.app import FLUSH_MARK
-from stream.broker import EmbeddedBroker, create_topics
+from stream.broker import EmbeddedBroker
 from stream.offsets import wait_for_commits
 from stream.process import WorkerProcess
-from stream.produce import TelemetryProducer, topic_layout
+from stream.produce import TelemetryProducer
 from stream.replay import replay
 from stream.runtime import tune_gc
 from stream.settings import Settings, build_engine
 from stream.synthetic import Scenario, generate
+from stream.topics import create_worker_topics
 from windows.snapshot import encode_state
 
 HERE = Path(__file__).parent
@@ -228,7 +229,7 @@ def latency_at(bootstrap: str, store: str, rate: int, workdir: Path) -> tuple[in
     many score changes they are taken over."""
     run = uuid.uuid4().hex[:6]
     settings = settings_for(bootstrap, run, f"bench-lat-{run}", store)
-    asyncio.run(create_topics(bootstrap, topic_layout(settings)))
+    asyncio.run(create_worker_topics(settings))
     worker = WorkerProcess(settings, workdir)
     worker.start()
     try:
@@ -273,7 +274,7 @@ def main() -> int:
         run = uuid.uuid4().hex[:6]
         topic = f"bench-in-{run}"
         base = settings_for(bootstrap, run, topic, args.store)
-        asyncio.run(create_topics(bootstrap, topic_layout(base)))
+        asyncio.run(create_worker_topics(base))
         t = time.perf_counter()
         records = asyncio.run(produce(base, lines))
         say(f"  produced {records:,} records in {time.perf_counter() - t:.1f} s")
@@ -341,7 +342,7 @@ def main() -> int:
         # keeps every write. The same recovery over what compaction would leave:
         compact_run = uuid.uuid4().hex[:6]
         compact = settings_for(bootstrap, compact_run, f"bench-cin-{compact_run}", args.store)
-        asyncio.run(create_topics(bootstrap, topic_layout(compact)))
+        asyncio.run(create_worker_topics(compact))
         latest = {(r.partition, r.key): r.value for r in changelog if r.value is not None}
         asyncio.run(produce_changelog(bootstrap, f"{compact.app_id}-accounts-changelog", latest))
         results["recovery_s_100k_accounts_compacted"], _ = time_recovery(compact, workdir / "w2c")

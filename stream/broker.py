@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -105,8 +105,11 @@ async def _retry(
             delay = min(delay * 2, longest_delay)
 
 
-async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create the missing topics with these partition counts (replication factor 1).
+async def create_topics(
+    bootstrap: str, topics: dict[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
+) -> None:
+    """Create the missing topics with these partition counts (replication factor 1) and
+    topic configs (by topic name, e.g. ``{"cleanup.policy": "compact"}``).
 
     Topics that exist are left as they are; one with another partition count is logged.
     """
@@ -121,7 +124,12 @@ async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
         for name, count in topics.items():
             if existing.get(name, count) != count:
                 log.warning("topic %s has %d partitions, not %d", name, existing[name], count)
-        missing = [NewTopic(n, count, 1) for n, count in topics.items() if n not in existing]
+        configs = configs or {}
+        missing = [
+            NewTopic(n, count, 1, topic_configs=dict(configs.get(n, {})))
+            for n, count in topics.items()
+            if n not in existing
+        ]
         if not missing:
             return
         response = await admin.create_topics(missing)

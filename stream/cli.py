@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import os
+import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from types import FrameType
+from typing import IO, Any, TypeVar
 
 import orjson
 
@@ -19,8 +24,14 @@ from stream.broker import BrokerError
 from stream.codec import BadEvent
 from stream.mapping import InputMapping, MappingError
 from stream.ordering import RUN_SIZE, Record, TimeOrder
+from stream.produce import BadLine
 from stream.runtime import tune_gc
 from stream.settings import Settings, SettingsError, load_settings
+from stream.topics import TopicConfigError
+
+T = TypeVar("T")
+#: the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+INTERRUPTED = 128 + signal.SIGINT
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -135,6 +146,34 @@ class Progress:
             self.stream.write("\n")
 
 
+class StopOnInterrupt:
+    """While active, Ctrl-C ends an iteration before its next record instead of raising
+    KeyboardInterrupt wherever the program is, so that every output written so far is
+    whole. A second Ctrl-C raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+
+    def records(self, records: Iterable[T]) -> Iterator[T]:
+        for record in records:
+            if self.interrupted:
+                return
+            yield record
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the scoring core over a file of events with no broker (JSONL in the contract, or
     JSONL or CSV through --map or --source), in time order; outputs go to stdout as JSONL."""
@@ -169,9 +208,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{args.events}: {where}{exc.reason}: {exc}", file=sys.stderr)
 
     try:
-        book, stats = replay_events(
-            itertools.chain(first, records), build_engine(settings), sink, report, progress.update
-        )
+        with StopOnInterrupt() as stop:
+            book, stats = replay_events(
+                stop.records(itertools.chain(first, records)),
+                build_engine(settings),
+                sink,
+                report,
+                progress.update,
+            )
     finally:
         progress.close()
     say_how_ordered("replay", order)
@@ -186,6 +230,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if stats.rejected:
         summary += "; rejected: " + ", ".join(f"{r}={n}" for r, n in sorted(stats.rejected.items()))
     print(summary, file=sys.stderr)
+    if stop.interrupted:
+        where = "stdout" if args.out == "-" else args.out
+        print(
+            f"healthstream: replay interrupted after {stats.records:,} records; {where} holds "
+            "their outputs",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     problem = nothing_mapped(args.events, mapping, order)
     if problem:
         print(f"healthstream: {problem}", file=sys.stderr)
@@ -416,15 +468,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_produce(args: argparse.Namespace) -> int:
-    """Produce a JSONL file to the input topic (ticks go to every partition)."""
-    import asyncio
+def _say(line: str) -> None:
+    print(f"healthstream: {line}", file=sys.stderr, flush=True)
 
-    from stream.produce import produce_records
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Produce a JSONL file to the input topic (ticks go to every partition). Every line is
+    checked first: a file with a line that is not a JSON object is refused whole."""
+    from aiokafka.errors import KafkaError
+
+    from stream.broker import await_broker
+    from stream.produce import check_lines, parse_lines, produce_records
 
     settings = _settings(args)
-    records = (orjson.loads(line) for line in _lines(args.events) if line.strip())
-    n = asyncio.run(produce_records(settings, records))
+    # a file is read once to check it and once to send it; standard input is kept
+    kept = list(_lines("-")) if args.events == "-" else None
+
+    def lines() -> Iterable[bytes]:
+        return _lines(args.events) if kept is None else kept
+
+    check_lines(lines(), args.events)
+
+    async def produce() -> int:
+        await await_broker(settings.bootstrap_servers, _say, give_up_after=args.broker_wait)
+        return await produce_records(settings, parse_lines(lines()))
+
+    try:
+        n = asyncio.run(produce())
+    except KafkaError as exc:
+        raise BrokerError(f"producing to {settings.bootstrap_servers}: {exc!r}") from exc
     print(f"produce: {n:,} records to {settings.input_topic}", file=sys.stderr)
     return 0
 
@@ -435,16 +507,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from stream.app import create_app
     from stream.broker import await_broker
+    from stream.topics import check_changelogs, table_changelogs
 
     settings = _settings(args)
     app = create_app(settings)
-    asyncio.run(
-        await_broker(
-            settings.bootstrap_servers,
-            lambda line: print(f"healthstream: {line}", file=sys.stderr, flush=True),
-            give_up_after=args.broker_wait,
-        )
-    )
+    asyncio.run(await_broker(settings.bootstrap_servers, _say, give_up_after=args.broker_wait))
+    # refused here, before Faust starts: a refusal from inside it comes with a traceback
+    asyncio.run(check_changelogs(settings, table_changelogs(app), _say))
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -457,16 +526,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(accounts=args.accounts, days=args.days, seconds=args.seconds, seed=args.seed)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a read-only web page over a score history: the book by zone, each account's
+    score over time with its evidence, and the alerts; the same data as JSON under /api/."""
+    import os
+
+    from scoring.profile import load_profile
+    from stream.dashboard.book import ZoneBands
+    from stream.dashboard.server import serve
+
+    url = args.history or os.environ.get("HEALTHSTREAM_HISTORY_URL")
+    if not url:
+        raise HistoryError("serve: give --history URL (or set HEALTHSTREAM_HISTORY_URL)")
+    profile = load_profile(args.profile or os.environ.get("HEALTHSTREAM_PROFILE") or None)
+    bands = ZoneBands(
+        (profile.at_risk_from, profile.healthy_from),
+        {s.name: (s.weighting.at_risk_from, s.weighting.healthy_from) for s in profile.segments},
+    )
+    token = os.environ.get("HEALTHSTREAM_UI_TOKEN") or None
+    serve(url, args.host, args.port, token, bands)
+    return 0
+
+
 def _add_common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
+    # None: the settings decide (file, environment, then these defaults)
+    d = Settings()
     p.add_argument("--config", help="TOML settings file (a [healthstream] table)")
     p.add_argument("--profile", help="scoring profile TOML (default: the packaged default)")
-    p.add_argument("--min-step", type=int, help="emit when the score moves at least this much")
+    p.add_argument(
+        "--min-step",
+        type=int,
+        help=f"emit when the score moves at least this much (default {d.min_step})",
+    )
     if kafka:
-        p.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)")
-        p.add_argument("--partitions", type=int, help="input topic partitions (default 4)")
-        p.add_argument("--input-topic", help="telemetry topic (default: telemetry)")
-        p.add_argument("--output-topic", help="score-change topic (default: health-scores)")
-        p.add_argument("--app-id", help="consumer group and table prefix (default: healthstream)")
+        p.add_argument(
+            "--bootstrap",
+            help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS; "
+            f"default {d.bootstrap_servers})",
+        )
+        p.add_argument(
+            "--partitions", type=int, help=f"input topic partitions (default {d.partitions})"
+        )
+        p.add_argument("--input-topic", help=f"telemetry topic (default: {d.input_topic})")
+        p.add_argument("--output-topic", help=f"score-change topic (default: {d.output_topic})")
+        p.add_argument("--app-id", help=f"consumer group and table prefix (default: {d.app_id})")
+
+
+def _add_broker_wait(p: argparse.ArgumentParser, default: float, meaning: str) -> None:
+    p.add_argument(
+        "--broker-wait",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help=f"seconds to wait for an unreachable broker before giving up (default {meaning}; "
+        "0: forever; retries back off from 1 s to 30 s)",
+    )
 
 
 def _add_mapping(p: argparse.ArgumentParser) -> None:
@@ -508,32 +622,58 @@ def _add_ordering(p: argparse.ArgumentParser) -> None:
     )
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds ``(default: X)`` to an option's help unless the help already names its default
+    or there is none to show (a flag, or None: the settings decide, and the help says how)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    try:
+        return version("healthstream")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthstream",
         description="Streaming customer-health scores from product telemetry in Kafka.",
+        formatter_class=HelpWithDefaults,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"healthstream {_version()}")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=HelpWithDefaults),
+    )
 
     p = sub.add_parser("worker", help=cmd_worker.__doc__, description=cmd_worker.__doc__)
     _add_common(p)
-    p.add_argument("--tick-interval", type=float, help="seconds between wall-clock ticks (0: off)")
+    p.add_argument(
+        "--tick-interval",
+        type=float,
+        help=f"seconds between wall-clock ticks (0: off; default {Settings().tick_interval_s:g})",
+    )
     p.add_argument("--web", action="store_true", help="serve the worker's HTTP API")
     p.add_argument("--web-port", type=int, help="HTTP port (default 6066)")
     p.add_argument("--web-host", help="host name other workers reach this one at")
-    p.add_argument("--data-dir", help="local state directory")
+    p.add_argument("--data-dir", help=f"local state directory (default {Settings().data_dir})")
     p.add_argument("--store", help="table store: memory:// (default) or rocksdb://")
     p.add_argument(
-        "--max-cached-accounts", type=int, help="with rocksdb://, live states kept in memory"
+        "--max-cached-accounts",
+        type=int,
+        help="with rocksdb://, live states kept in memory "
+        f"(default {Settings().max_cached_accounts:,})",
     )
     p.add_argument("--loglevel", default="warning", help="log level (default: warning)")
-    p.add_argument(
-        "--broker-wait",
-        type=float,
-        default=0.0,
-        help="seconds to wait for an unreachable broker before giving up (default 0: forever; "
-        "retries back off from 1 s to 30 s)",
-    )
+    _add_broker_wait(p, 0.0, "forever")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("replay", help=cmd_replay.__doc__, description=cmd_replay.__doc__)
@@ -552,14 +692,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("map-check", help=cmd_map_check.__doc__, description=cmd_map_check.__doc__)
     p.add_argument("sample", help="JSONL or CSV file of source records ('-' for stdin)")
     p.add_argument("--config", help="settings file (TOML) with the [[inputs]] to check")
-    p.add_argument("--limit", type=int, default=0, help="stop after this many records")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many records (0: none)")
     _add_mapping(p)
     p.set_defaults(func=cmd_map_check)
 
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
-    p.add_argument("--accounts", type=int, default=300)
-    p.add_argument("--days", type=int, default=120)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--accounts", type=int, default=300, help="accounts to simulate")
+    p.add_argument("--days", type=int, default=120, help="days of telemetry")
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed, the same file")
     p.add_argument("--intensity", type=float, default=1.0, help="scale of daily activity")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--labels", help="also write each account's churn date to this CSV")
@@ -604,7 +744,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="an account churned when it has no event in the horizon",
         )
         p.add_argument("--profile", help="profile file or packaged profile name")
-        p.add_argument("--min-step", type=int, dest="min_step")
+        p.add_argument(
+            "--min-step",
+            type=int,
+            help=f"emit when the score moves at least this much (default {Settings().min_step})",
+        )
         p.add_argument("--config", help="settings file (TOML), for --source mappings")
         _add_mapping(p)
         _add_ordering(p)
@@ -616,7 +760,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", required=True, help="JSONL or CSV file of events ('-' for stdin), any order"
     )
     p.add_argument("--profile", help="profile file or packaged profile name")
-    p.add_argument("--min-step", type=int, dest="min_step")
+    p.add_argument(
+        "--min-step",
+        type=int,
+        help=f"emit when the score moves at least this much (default {Settings().min_step})",
+    )
     p.add_argument("--last", type=int, default=10, help="how many recent outputs to list")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.add_argument("--config", help="settings file (TOML)")
@@ -627,14 +775,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("produce", help=cmd_produce.__doc__, description=cmd_produce.__doc__)
     p.add_argument("events", help="JSONL file ('-' for stdin)")
     _add_common(p)
+    _add_broker_wait(p, 30.0, "30")
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
-    p.add_argument("--accounts", type=int, default=300)
-    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--accounts", type=int, default=300, help="accounts to simulate")
+    p.add_argument("--days", type=int, default=120, help="days of telemetry")
     p.add_argument("--seconds", type=float, default=45.0, help="wall time to stream over")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the scenario")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help=cmd_serve.__doc__, description=cmd_serve.__doc__)
+    p.add_argument(
+        "--history",
+        help="the score history: sqlite:///FILE or postgresql://… (env HEALTHSTREAM_HISTORY_URL)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free)")
+    p.add_argument(
+        "--profile",
+        help="the workers' profile, whose zone bands the charts draw "
+        "(env HEALTHSTREAM_PROFILE; default: the packaged default)",
+    )
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -643,14 +810,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_gc()  # worker, replay, backtest and calibrate hold a large book of accounts
     try:
         result: Any = args.func(args)
+    except KeyboardInterrupt:
+        print("healthstream: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (``| head``): say nothing more on the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (
         SettingsError,
         ProfileError,
         MappingError,
         BacktestError,
-        FileNotFoundError,
+        OSError,
         BrokerError,
         HistoryError,
+        BadLine,
+        TopicConfigError,
     ) as exc:
         print(f"healthstream: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import stat
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,8 +15,8 @@ import pytest
 import yaml
 
 from stream.cli import build_parser, cmd_worker
-from stream.produce import topic_layout
 from stream.settings import ENVIRONMENT, Settings, load_settings
+from stream.topics import topic_configs, topic_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,12 +27,13 @@ def services() -> dict[str, Any]:
     return dict(compose["services"])
 
 
-def published(service: dict[str, Any]) -> dict[int, int]:
-    """Container port → host port, from ``HOST:CONTAINER`` entries."""
-    ports = {}
+def published(service: dict[str, Any]) -> dict[int, int | None]:
+    """Container port → host port, from ``HOST:CONTAINER`` entries (None: a ``CONTAINER``
+    entry, which Docker publishes on a free host port)."""
+    ports: dict[int, int | None] = {}
     for entry in service.get("ports", []):
         host, _, container = str(entry).rpartition(":")
-        ports[int(container)] = int(host)
+        ports[int(container)] = int(host) if host else None
     return ports
 
 
@@ -51,7 +56,7 @@ def test_the_stack_has_kafka_topics_worker_prometheus_and_grafana(
 ) -> None:
     assert set(services) == {"kafka", "topics", "worker", "prometheus", "grafana"}
     assert published(services["kafka"]) == {9092: 9092}
-    assert published(services["worker"]) == {9464: 9464}
+    assert published(services["worker"]) == {9464: None}
     assert published(services["prometheus"]) == {9090: 9090}
     assert published(services["grafana"]) == {3000: 3000}
 
@@ -72,15 +77,81 @@ def test_kafka_is_one_kraft_node_that_clients_reach_on_localhost(
     assert worker_settings(services).bootstrap_servers == advertised["INTERNAL"]
 
 
-def test_the_topics_service_creates_every_topic_the_worker_uses(
-    services: dict[str, Any],
+def test_scaling_the_worker_publishes_no_fixed_host_port(services: dict[str, Any]) -> None:
+    """``docker compose up --scale worker=3``: three containers cannot share a host port."""
+    worker = services["worker"]
+    assert "container_name" not in worker
+    for entry in worker.get("ports", []):
+        host, _, _ = str(entry).rpartition(":")
+        assert not host or "-" in host, f"fixed host port {entry!r} stops --scale worker=3"
+
+
+def compose_interpolated(text: str) -> str:
+    """The text as compose hands it to the container: ``$$`` is a ``$``; a lone ``$`` would
+    be an environment variable of the machine running compose."""
+    assert "$" not in text.replace("$$", ""), text
+    return text.replace("$$", "$")
+
+
+def run_topics_job(services: dict[str, Any], tmp_path: Path) -> list[list[str]]:
+    """Run the topics job's script with bash, the Kafka tools replaced by stubs that
+    record their arguments; returns each call as [tool, arg, ...]."""
+    topics = services["topics"]
+    assert topics["entrypoint"] == ["/bin/bash", "-c"]
+    [script] = topics["command"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.jsonl"
+    for tool in ("kafka-topics.sh", "kafka-configs.sh"):
+        stub = bin_dir / tool
+        stub.write_text(
+            f"#!{sys.executable}\nimport json, os, sys\n"
+            f"with open({str(calls)!r}, 'a') as f:\n"
+            "    f.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + '\\n')\n"
+        )
+        stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    text = compose_interpolated(script).replace("/opt/kafka/bin/", f"{bin_dir}/")
+    subprocess.run(["bash", "-c", text], check=True, timeout=30)
+    return [json.loads(line) for line in calls.read_text().splitlines()]
+
+
+def options(call: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    args = call[1:]
+    for i, arg in enumerate(args):
+        if arg.startswith("--"):
+            value = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else ""
+            found.setdefault(arg, []).append(value)
+    return found
+
+
+def test_the_topics_service_creates_every_topic_the_worker_uses_with_its_configs(
+    services: dict[str, Any], tmp_path: Path
 ) -> None:
-    script = "\n".join(services["topics"]["command"])
-    specs = re.search(r"for spec in ([^;]+);", script)
-    assert specs is not None, script
-    created = {name: int(n) for name, n in (s.split(":") for s in specs.group(1).split())}
-    assert created == topic_layout(worker_settings(services))
-    assert "--if-not-exists" in script
+    settings = worker_settings(services)
+    calls = run_topics_job(services, tmp_path)
+    created: dict[str, int] = {}
+    configs: dict[str, dict[str, str]] = {}
+    altered: dict[str, dict[str, str]] = {}
+    for call in calls:
+        opts = options(call)
+        assert opts["--bootstrap-server"] == [settings.bootstrap_servers]
+        if call[0] == "kafka-topics.sh":
+            assert "--create" in opts and "--if-not-exists" in opts
+            assert opts["--replication-factor"] == ["1"]
+            [name] = opts["--topic"]
+            created[name] = int(opts["--partitions"][0])
+            configs[name] = dict(c.split("=", 1) for c in opts.get("--config", []))
+        else:
+            assert "--alter" in opts and opts["--entity-type"] == ["topics"]
+            [name] = opts["--entity-name"]
+            [pairs] = opts["--add-config"]
+            altered[name] = dict(c.split("=", 1) for c in pairs.split(","))
+    assert created == topic_layout(settings)
+    # created with the configs, and the configs set again on a topic that was there already
+    assert configs == topic_configs(settings)
+    assert altered == topic_configs(settings)
+    assert configs[f"{settings.app_id}-accounts-changelog"] == {"cleanup.policy": "compact"}
     assert services["worker"]["depends_on"]["topics"]["condition"] == (
         "service_completed_successfully"
     )

@@ -15,6 +15,7 @@ import pytest
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import FanOutSink, HistoryError, MemorySink, ScoreHistory
+from sinks.history import main_reason
 from stream.replay import replay
 from stream.synthetic import Scenario, generate
 
@@ -206,3 +207,86 @@ def test_repr_names_the_store_without_credentials(tmp_path: Path) -> None:
         assert repr(history) == f"ScoreHistory('sqlite:///{tmp_path / 'h.db'}')"
     finally:
         history.close()
+
+
+def summary(url: str) -> dict[str, tuple[Any, ...]]:
+    """``score_accounts`` as stored: account -> (seq, score, zone, action, segment, reason)."""
+    history = ScoreHistory(url)
+    try:
+        backend: Any = history._backend
+        rows = backend.conn.execute(
+            "SELECT account_id, seq, score, zone, action, changed_seq, segment, reason"
+            " FROM score_accounts"
+        ).fetchall()
+    finally:
+        history.close()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def expected_summary(outputs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    expected = {}
+    for account_id, events in by_account(outputs).items():
+        newest = max(events, key=lambda e: e["seq"])
+        changed = max((e for e in events if e["kind"] == "score_changed"), key=lambda e: e["seq"])
+        expected[account_id] = (
+            newest["seq"],
+            newest["score"],
+            newest["zone"],
+            newest["recommended_action"],
+            changed["seq"],
+            changed["segment"],
+            main_reason(changed),
+        )
+    return expected
+
+
+def test_the_summary_keeps_each_accounts_newest_output(
+    history_url: str, expected_outputs: list[dict[str, Any]]
+) -> None:
+    history = ScoreHistory(history_url, batch_size=7)
+    for event in expected_outputs:
+        history.deliver(event["account_id"], event)
+    history.close()
+    assert summary(history_url) == expected_summary(expected_outputs)
+
+    # an older batch delivered again, or late, leaves the newer rows as they are
+    again = ScoreHistory(history_url)
+    again.write(expected_outputs[: len(expected_outputs) // 2])
+    again.close()
+    assert summary(history_url) == expected_summary(expected_outputs)
+
+
+def test_the_summary_is_filled_for_a_history_written_before_it(
+    history_url: str, expected_outputs: list[dict[str, Any]]
+) -> None:
+    history = ScoreHistory(history_url)
+    history.write(expected_outputs)
+    backend: Any = history._backend
+    backend.conn.execute("DROP TABLE score_accounts")  # as the version before the summary
+    history.close()
+    assert summary(history_url) == expected_summary(expected_outputs)
+
+
+def test_the_main_reason_is_what_moved_the_score_most() -> None:
+    signals = [
+        {"signal": "usage_trend", "delta": -40, "impact": -6.4},
+        {"signal": "csat", "delta": 20, "impact": 1.5},
+    ]
+    assert main_reason({"kind": "score_changed", "signals": signals}) == "usage_trend -40"
+    cap = {
+        "override": "detector_cap",
+        "effect": "cap",
+        "value": 39,
+        "score_before": 80,
+        "severity": "red",
+        "evidence": {"finding": "regime_change:logins", "severity": "red"},
+    }
+    finding = {"detector": "regime_change", "series": "logins", "severity": "red"}
+    changed = {"kind": "score_changed", "signals": signals, "overrides": [cap]}
+    assert main_reason({**changed, "detectors": [finding]}) == "regime_change on logins: cap 39"
+    escalate = {"override": "renewal_escalation", "effect": "escalate", "severity": "red"}
+    assert main_reason({"kind": "score_changed", "overrides": [escalate]}) == (
+        "renewal_escalation: escalate"
+    )
+    assert main_reason({"kind": "score_changed", "previous_score": None}) == "first score"
+    assert main_reason({"kind": "score_changed", "previous_score": 50}) is None

@@ -15,7 +15,6 @@ Every output carries the recommended action and the zone's playbook.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding
 from scoring.model import NO_SCORE, Scorecard
 from scoring.overrides import AppliedOverride, OverrideRules
 from scoring.profile import Profile, Weighting
-from windows.account import NO_DAY, AccountState, Series
+from windows.account import NO_DAY, AccountState, Series, event_id_hash
 from windows.days import iso_day
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
@@ -147,15 +146,15 @@ class HealthEngine:
         Raises ``DuplicateEvent`` for an id among the account's latest ``dedup_memory``
         and ``EventTooOld`` for an event the windows no longer cover; neither changes the
         state."""
-        id_crc = zlib.crc32(event.event_id.encode())
-        if state.seen(id_crc):
+        id_hash = event_id_hash(event.event_id)
+        if state.seen(id_hash):
             raise DuplicateEvent(f"event {event.event_id!r} was already applied")
         if not state.apply(event):
             raise EventTooOld(
                 f"event of {iso_day(event.ts_ms // MS_PER_DAY)} is more than 90 days before the "
                 f"account's clock {iso_day(state.clock)}"
             )
-        state.remember(id_crc, self.config.dedup_memory)
+        state.remember(id_hash, self.config.dedup_memory)
         return self.evaluate(account_id, state, event.ts_ms, event.type, event.ts_ms // MS_PER_DAY)
 
     def tick_due(self, state: AccountState, ts_ms: int) -> bool:

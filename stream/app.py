@@ -28,11 +28,12 @@ from stream.batches import KeyPartitioner, PartitionBatches
 from stream.codec import BadEvent
 from stream.destinations import build_sinks
 from stream.intake import BatchConsumer, BatchTransport
+from stream.limits import dead_letter
 from stream.mapping import Skipped
 from stream.metrics import MetricsServer, WorkerMetrics, register_sinks
 from stream.recovery import BatchTableManager
 from stream.settings import Settings, build_engine, kafka_ssl_context
-from stream.web import RecentChanges, add_account_views
+from stream.web import RecentChanges, add_account_views, with_request_limits
 from stream.worker import (
     BatchResult,
     BatchScorer,
@@ -43,8 +44,9 @@ from stream.worker import (
 )
 from windows.telemetry import EventType
 
-#: the key of the tombstone that ends each flush in the changelog; no account has it
-FLUSH_MARK = b"\x00healthstream-flush"
+#: the key of the tombstone that ends each flush in the changelog. No account id can be
+#: it: an account's key is its id in UTF-8, and the byte 0xFF never occurs in UTF-8
+FLUSH_MARK = b"\xffhealthstream-flush"
 #: the largest record batch the worker writes: under Kafka's default 1 MB message limit
 PRODUCER_BATCH_BYTES = 512 * 1024
 
@@ -59,6 +61,9 @@ class HealthApp(faust.App):
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
+
+    def _new_web(self) -> Any:
+        return with_request_limits(super()._new_web())
 
     async def on_start(self) -> None:
         if self.healthstream_metrics_server is not None:
@@ -118,6 +123,12 @@ def create_app(settings: Settings) -> HealthApp:
         autodiscover=False,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
+        # Faust's own pages show the group's worker URLs, partitions and tables; the
+        # account API does not need them (table routing forwards without /router/)
+        web_router_enabled=settings.web_builtin_views,
+        web_tables_enabled=settings.web_builtin_views,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         **(
             {
                 "web_host": settings.web_host,
@@ -154,7 +165,20 @@ def create_app(settings: Settings) -> HealthApp:
     )
     states = account_states(accounts, settings)
     skew = int(settings.max_future_skew_s * 1000) or None
-    scorer = BatchScorer(engine, states, skew, settings.unknown_types == "skip")
+    partitioner = KeyPartitioner()
+
+    def home_partition(account_id: str) -> int:
+        """The input partition of an account: where Kafka's default partitioner puts its key."""
+        return partitioner.partition(settings.input_topic, account_id.encode())
+
+    scorer = BatchScorer(
+        engine,
+        states,
+        skew,
+        settings.unknown_types == "skip",
+        settings.wrong_keys,
+        home_partition,
+    )
     changelog_topic = accounts.changelog_topic.get_topic_name()
 
     write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)
@@ -205,14 +229,13 @@ def create_app(settings: Settings) -> HealthApp:
     if settings.web_enabled:
         add_account_views(app, accounts, scorer, engine, recent, local_accounts)
 
-    partitioner = KeyPartitioner()
-
     def kafka_producer() -> Any:
         """The aiokafka producer under Faust's (started with the worker)."""
         return app.producer._ensure_producer()  # type: ignore[attr-defined]
 
     async def publish(result: BatchResult) -> list[asyncio.Future[Any]]:
-        """Write the outputs (as record batches) and dead letters; returns what to await."""
+        """Write the outputs (as record batches), dead letters and records forwarded to their
+        account's partition; returns what to await."""
         pending: list[Any] = []
         if result.outputs:
             producer = kafka_producer()
@@ -231,21 +254,31 @@ def create_app(settings: Settings) -> HealthApp:
                 batches.add(topic, partition_of(topic, key), key, dumps(out), headers)
             pending.append(asyncio.ensure_future(batches.deliver()))
         for dead in result.dead_letters:
+            record = dead.record
+            letter = dead_letter(
+                settings.input_topic,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value,
+                dead.reason,
+                dead.message,
+            )
+            pending.append(
+                await send(
+                    settings.dead_letter_topic, letter.key, letter.value, None, None, letter.headers
+                )
+            )
+        for account_id, home, record in result.forwards:
             headers = [
-                ("reason", dead.reason.encode()),
-                ("error", dead.message.encode()),
+                ("reason", b"wrong_key"),
                 ("source_topic", settings.input_topic.encode()),
-                ("source_partition", str(dead.record.partition).encode()),
-                ("source_offset", str(dead.record.offset).encode()),
+                ("source_partition", str(record.partition).encode()),
+                ("source_offset", str(record.offset).encode()),
             ]
             pending.append(
                 await send(
-                    settings.dead_letter_topic,
-                    None,
-                    dead.record.value or b"",
-                    None,
-                    None,
-                    headers,
+                    settings.input_topic, account_id.encode(), record.value, home, None, headers
                 )
             )
         return pending
@@ -280,9 +313,12 @@ def create_app(settings: Settings) -> HealthApp:
 
     async def handle_batch(messages: list[Message]) -> None:
         records = [
-            InputRecord(m.partition, m.offset, m.value, int(m.timestamp * 1000)) for m in messages
+            InputRecord(m.partition, m.offset, m.value, int(m.timestamp * 1000), m.key)
+            for m in messages
         ]
         async with lock:
+            if settings.wrong_keys == "forward":
+                await partitioner.refresh(kafka_producer(), settings.input_topic)
             started = time.perf_counter()
             result = scorer.process(records)
             scored = time.perf_counter()
@@ -346,15 +382,24 @@ def create_app(settings: Settings) -> HealthApp:
                 if reason == "unprocessable":
                     app.log.exception("healthstream: source record could not be mapped")
                 dead[reason] += 1
-                headers = [
-                    ("reason", reason.encode()),
-                    ("error", str(exc).encode()),
-                    ("source_topic", message.topic.encode()),
-                    ("source_partition", str(message.partition).encode()),
-                    ("source_offset", str(message.offset).encode()),
-                ]
+                letter = dead_letter(
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    message.key,
+                    message.value,
+                    reason,
+                    str(exc),
+                )
                 pending.append(
-                    await send(settings.dead_letter_topic, None, value, None, None, headers)
+                    await send(
+                        settings.dead_letter_topic,
+                        letter.key,
+                        letter.value,
+                        None,
+                        None,
+                        letter.headers,
+                    )
                 )
                 continue
             forwarded[(message.topic, event.type.value)] += 1

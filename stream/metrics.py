@@ -29,7 +29,7 @@ from scoring.profile import ZONES
 from sinks import AsyncSink, JsonlFileSink, ScoreHistory, ThreadedSink, WebhookSink
 from stream.codec import REASONS
 from stream.mapping import MAPPING_REASONS, SKIP_REASONS
-from stream.worker import BatchResult
+from stream.worker import FORWARD_REASONS, WORKER_REASONS, BatchResult
 from windows.telemetry import EventType
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,13 @@ class WorkerMetrics:
             "Records skipped because their offset was already applied (a seek back).",
             registry=registry,
         )
+        self.forwarded = Counter(
+            "healthstream_records_forwarded",
+            "Input records appended again to their account's partition, keyed by the account, "
+            "instead of applied where they were read, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self.skipped = Counter(
             "healthstream_records_skipped",
             "Records skipped on purpose without a dead letter, by reason.",
@@ -152,8 +159,10 @@ class WorkerMetrics:
             self.events.labels(type=event_type.value)
             for topic in source_topics:
                 self.source_events.labels(topic=topic, type=event_type.value)
-        for reason in sorted(REASONS | set(MAPPING_REASONS)):
+        for reason in sorted(REASONS | set(MAPPING_REASONS) | set(WORKER_REASONS)):
             self.dead_letters.labels(reason=reason)
+        for reason in FORWARD_REASONS:
+            self.forwarded.labels(reason=reason)
         if source_topics:
             for reason in SKIP_REASONS:
                 self.skipped.labels(reason=reason)
@@ -203,6 +212,8 @@ class WorkerMetrics:
                 self.reread.inc(grown)
             elif group == "skipped":
                 self.skipped.labels(reason=label).inc(grown)
+            elif group == "forwarded":
+                self.forwarded.labels(reason=label).inc(grown)
         self.observe_outputs(out for _, out, _ in result.outputs)
         if result.newest_event_ms > self.newest_event_ms:
             self.newest_event_ms = result.newest_event_ms

@@ -10,6 +10,7 @@ from scoring.book import AccountBook
 from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
 from sinks.base import Sink
 from stream.codec import BadEvent, decode_event
+from stream.limits import check_kept_texts
 from windows.telemetry import EventType, TelemetryEvent
 
 
@@ -40,9 +41,12 @@ def _decoded(lines: Iterable[bytes]) -> Iterator[tuple[int, TelemetryEvent | Bad
         if not line.strip():
             continue
         try:
-            yield lineno, decode_event(line)
+            event = decode_event(line)
+            check_kept_texts(event)  # as the worker refuses them
         except BadEvent as exc:
             yield lineno, exc
+            continue
+        yield lineno, event
 
 
 def replay_events(

@@ -29,6 +29,8 @@ ENVIRONMENT = {
     "HEALTHSTREAM_WEBHOOK_SECRET": "webhook_secret",
     "HEALTHSTREAM_METRICS_PORT": "metrics_port",
     "HEALTHSTREAM_METRICS_ADDR": "metrics_addr",
+    "HEALTHSTREAM_WRONG_KEYS": "wrong_keys",
+    "HEALTHSTREAM_WEB_BUILTIN_VIEWS": "web_builtin_views",
     "KAFKA_SECURITY_PROTOCOL": "kafka_security_protocol",
     "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
     "KAFKA_SASL_USERNAME": "kafka_sasl_username",
@@ -101,6 +103,10 @@ class Settings:
     #: what to do with an event of a type this version does not know: "dead_letter" it,
     #: or "skip" it with a counter (for producers that run ahead of the workers)
     unknown_types: str = "dead_letter"
+    #: what to do with an event whose record is keyed by something other than its
+    #: account_id (a user id, nothing): "forward" it to its account's partition, keyed by
+    #: the account, or "dead_letter" it as ``wrong_key``
+    wrong_keys: str = "forward"
     #: most records fetched per batch (each event is still scored on its own)
     batch_max: int = 10_000
     #: account snapshots are written to the changelog at most once per flush: a flush comes
@@ -131,6 +137,9 @@ class Settings:
     #: the host other workers reach this one's HTTP API at ("" : this machine's name)
     web_host: str = ""
     web_enabled: bool = False
+    #: also serve Faust's own ``/router/`` and ``/table/`` pages, which show the group's
+    #: worker URLs, partitions and table contents; off: only the account API
+    web_builtin_views: bool = False
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0
     rebalance_timeout_s: float = 10.0
@@ -194,6 +203,8 @@ class Settings:
             raise SettingsError(
                 f"unknown_types: {result.unknown_types!r} (use dead_letter or skip)"
             )
+        if result.wrong_keys not in ("forward", "dead_letter"):
+            raise SettingsError(f"wrong_keys: {result.wrong_keys!r} (use forward or dead_letter)")
         if result.dedup_memory < 1:
             raise SettingsError(f"dedup_memory: must be at least 1, got {result.dedup_memory}")
         if result.min_step < 1:

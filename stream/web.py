@@ -5,16 +5,28 @@
   not hold the account's partition forwards the request to the one that does (Faust's table
   routing), so any worker answers for any account.
 - ``GET /accounts/?zone=critical&limit=100``: the accounts in a zone, lowest score first,
-  gathered from every worker of the group.
+  gathered from every worker of the group; ``limit`` is 1 to 1,000 (default 100).
+
+Faust's own pages are off unless ``web_builtin_views`` is set (see ``stream.app``). A
+request line over 8 KB is answered 414 and a header line over 8 KB 431, each with a line
+at debug level rather than aiohttp's error with a traceback (``with_request_limits``).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import deque
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 import faust
+import orjson
+from aiohttp import web as aiohttp_web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 from faust.web import Request, Response, View
 from yarl import URL
 
@@ -22,7 +34,11 @@ from scoring.engine import HealthEngine
 from scoring.profile import ZONES
 from stream.worker import BatchScorer
 
+log = logging.getLogger(__name__)
+
 RECENT = 10
+#: the most accounts ``GET /accounts/`` lists
+MAX_LIMIT = 1000
 _SUMMARY = ("seq", "as_of", "event_time", "score", "zone", "previous_score", "previous_zone")
 
 
@@ -78,7 +94,11 @@ def add_account_views(
             try:
                 limit = int(request.query.get("limit", "100"))
             except ValueError:
-                return self.json({"error": "limit: expected a whole number"}, status=400)
+                limit = 0
+            if not 1 <= limit <= MAX_LIMIT:
+                return self.json(
+                    {"error": f"limit: expected a whole number from 1 to {MAX_LIMIT}"}, status=400
+                )
             found = [_summary(scorer, a) for a in local_accounts()]
             found = [a for a in found if zone is None or a["zone"] == zone]
             if "local" not in request.query:
@@ -109,3 +129,70 @@ async def _from_other_workers(app: faust.App, table: Any, request: Request) -> l
         async with app.http_client.get(target.update_query(local="1")) as response:
             gathered += (await response.json())["accounts"]
     return gathered
+
+
+#: how a request line starts: a method (the pure-Python parser reports the whole line) or
+#: the request target (aiohttp's C parser reports only that): an origin path, ``*``, or an
+#: absolute URL; any other over-long line is a header
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ |/|\*|[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class LimitedRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering over-long lines with their own status.
+
+    aiohttp answers a request line or header line over its limit (8,190 bytes) 400 and
+    logs it at ERROR with a traceback, so anyone can fill the log with long URLs. Here
+    such a request is answered 414 (request line) or 431 (header) with a JSON error, and
+    logged in one line at debug level."""
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> aiohttp_web.StreamResponse:
+        if not isinstance(exc, LineTooLong):
+            return super().handle_error(request, status, exc, message)
+        line, limit = exc.args[0], exc.args[1]
+        start = bytes(line[:16]) if isinstance(line, bytes | bytearray) else b""
+        if _REQUEST_LINE.match(start):
+            status, what = HTTPStatus.REQUEST_URI_TOO_LONG, "request line"
+        else:
+            status, what = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header line"
+        log.debug("refused a request from %s: %s over %s bytes", request.remote, what, limit)
+        response = aiohttp_web.Response(
+            status=status,
+            body=orjson.dumps({"error": f"{what} over {limit} bytes"}),
+            content_type="application/json",
+        )
+        response.force_close()
+        return response
+
+
+class LimitedServer(Server):
+    """aiohttp's low-level server, with ``LimitedRequestHandler`` for each connection."""
+
+    def __call__(self) -> RequestHandler:
+        return LimitedRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class LimitedAppRunner(aiohttp_web.AppRunner):
+    """aiohttp's application runner, serving through ``LimitedServer``."""
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        return LimitedServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **server._kwargs,
+        )
+
+
+def with_request_limits(web: Any) -> Any:
+    """Faust's aiohttp web driver, serving through ``LimitedAppRunner`` (as Faust's runner:
+    no access log)."""
+    web._runner = LimitedAppRunner(web.web_app, access_log=None)
+    return web

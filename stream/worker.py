@@ -8,17 +8,23 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from scoring.book import AccountBook, AlreadyApplied, Output
 from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
 from stream.codec import BadEvent, decode_event
+from stream.limits import check_kept_texts
 from windows.snapshot import encode_state
 from windows.telemetry import EventType
 
 log = logging.getLogger(__name__)
+
+#: why a worker forwards a record to another input partition rather than apply it, and
+#: the reasons it dead-letters records for besides the decoder's
+FORWARD_REASONS = ("wrong_key",)
+WORKER_REASONS = ("wrong_key",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +33,7 @@ class InputRecord:
     offset: int
     value: bytes | None
     timestamp_ms: int = 0
+    key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,9 @@ class BatchResult:
     #: (account id, output event, the record that caused it)
     outputs: list[tuple[str, Output, InputRecord]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: (account id, the account's partition, the record): records keyed by something other
+    #: than their account, to append again to the account's partition, keyed by it
+    forwards: list[tuple[str, int, InputRecord]] = field(default_factory=list)
     #: account id → partition, for every account whose state the batch changed
     touched: dict[str, int] = field(default_factory=dict)
     #: the newest event time (``ts``, epoch ms) among the batch's events and ticks; -1: none
@@ -182,6 +192,8 @@ class BatchScorer:
         states: StrKeyedBytesStore | RocksAccountStates,
         max_future_skew_ms: int | None = None,
         skip_unknown_types: bool = False,
+        wrong_keys: str | None = None,
+        home_partition: Callable[[str], int] | None = None,
     ) -> None:
         """``max_future_skew_ms``: refuse events further ahead of the wall clock (None: none)."""
         self.book = AccountBook(engine, states)
@@ -189,6 +201,15 @@ class BatchScorer:
         #: count events of types this contract does not know instead of dead-lettering them
         #: (a producer ahead of the worker's version)
         self.skip_unknown_types = skip_unknown_types
+        if wrong_keys not in (None, "forward", "dead_letter"):
+            raise ValueError(f"wrong_keys: {wrong_keys!r} (use forward or dead_letter)")
+        if wrong_keys == "forward" and home_partition is None:
+            raise ValueError("wrong_keys: forward needs the account's partition (home_partition)")
+        #: an event whose record's key is not its account_id: None (not checked), "forward"
+        #: it to ``home_partition(account_id)`` unless it is there already, or "dead_letter" it
+        #: (``wrong_key``); else one account would have a state in two partitions
+        self.wrong_keys = wrong_keys
+        self.home_partition = home_partition
         self.states = states
         self.counters: Counter[str] = Counter()
         #: the highest offset applied per input partition: a record at or below it is
@@ -206,6 +227,8 @@ class BatchScorer:
         applied = self.applied
         skew = self.max_future_skew_ms
         now_ms = None if skew is None else int(time.time() * 1000)
+        wrong_keys = self.wrong_keys
+        home_of = self.home_partition
         for record in records:
             if record.offset <= applied.get(record.partition, -1):
                 self.counters["already_applied"] += 1
@@ -218,6 +241,7 @@ class BatchScorer:
                     event = decode_event(record.value)
                 else:
                     event = decode_event(record.value, now_ms=now_ms, max_future_skew_ms=skew)
+                check_kept_texts(event)
             except BadEvent as exc:
                 if exc.reason == "unknown_type" and self.skip_unknown_types:
                     self.counters["skipped:unknown_type"] += 1
@@ -236,6 +260,21 @@ class BatchScorer:
                 result.outputs.extend((a, o, record) for a, o in outputs)
                 self.counters["ticks"] += 1
                 continue
+            if wrong_keys is not None and record.key != event.account_id.encode():
+                if wrong_keys == "dead_letter":
+                    message = (
+                        f"the record's key {record.key!r:.80} is not its account_id "
+                        f"{event.account_id!r:.80}"
+                    )
+                    result.dead_letters.append(DeadLetter(record, "wrong_key", message))
+                    self.counters["dead_letter:wrong_key"] += 1
+                    continue
+                if home_of is not None:
+                    home = home_of(event.account_id)
+                    if home != record.partition:
+                        result.forwards.append((event.account_id, home, record))
+                        self.counters["forwarded:wrong_key"] += 1
+                        continue
             try:
                 outputs = book.apply(event, (record.partition, record.offset))
             except AlreadyApplied:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import IntEnum
+from hashlib import blake2b
 from typing import Any
 
 from windows.buckets import HORIZON, DailyBuckets
@@ -103,6 +104,14 @@ DERIVED_SLOTS = (
 )
 
 
+def event_id_hash(event_id: str) -> int:
+    """The 64-bit hash an account remembers an event id by (BLAKE2b, 8 bytes, unsigned).
+
+    Two different ids among an account's latest 32 share a hash with a chance of about
+    32 / 2^64 per new event: a resend is told from a new event by its id, not by chance."""
+    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
 class AccountState:
     """Everything the model knows about one account, advanced by events and ticks.
 
@@ -174,7 +183,7 @@ class AccountState:
         #: or before it is already in this state (read again after a restart, say)
         self.log_partition = -1
         self.log_offset = -1
-        #: CRC-32s of the latest event ids applied, oldest first (see ``remember``)
+        #: 64-bit hashes of the latest event ids applied, oldest first (see ``remember``)
         self.recent_ids: list[int] = []
         self.segment: str | None = None
         self.plan: str | None = None
@@ -266,6 +275,9 @@ class AccountState:
             if buckets is not None:
                 buckets.shift(day, days)
         self.clock = day
+        if self.features_before:
+            # read only for a feature used on the clock's day, and none is yet on the new one
+            self.features_before = {}
         return True
 
     # -- events ---------------------------------------------------------------------------
@@ -441,13 +453,14 @@ class AccountState:
     def already_applied(self, partition: int, offset: int) -> bool:
         return partition == self.log_partition and offset <= self.log_offset
 
-    def seen(self, id_crc: int) -> bool:
-        return id_crc in self.recent_ids
+    def seen(self, id_hash: int) -> bool:
+        """Whether an event id with this ``event_id_hash`` is among the latest remembered."""
+        return id_hash in self.recent_ids
 
-    def remember(self, id_crc: int, limit: int) -> None:
-        """Keep the id among the latest ``limit``; the oldest is forgotten past the bound."""
+    def remember(self, id_hash: int, limit: int) -> None:
+        """Keep the id's hash among the latest ``limit``; the oldest is forgotten past the bound."""
         ids = self.recent_ids
-        ids.append(id_crc)
+        ids.append(id_hash)
         if len(ids) > limit:
             del ids[0]
 

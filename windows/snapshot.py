@@ -7,8 +7,11 @@ Layout (little-endian):
     series   per present series: B encoding | B width | payload
              dense (0):  90 counts of ``width`` bytes, in ring order
              sparse (1): B n | n slot bytes | n counts of ``width`` bytes
-    ids      the recent event-id CRC-32s, 4 bytes each
+    ids      the recent event-id hashes (``event_id_hash``), 8 bytes each
     facts    orjson array of the remaining fields
+
+Version 2 stored CRC-32s of the ids, 4 bytes each. It is still read; its CRC-32s match no
+64-bit hash, so they are left out and the account's id memory starts afresh.
 
 Only the buckets are stored; the window sums are derived again on load. They are sums of
 integers, so the rebuilt sums equal the incrementally maintained ones exactly.
@@ -24,7 +27,9 @@ import orjson
 from windows.account import DERIVED_SLOTS, AccountState, Series
 from windows.buckets import HORIZON, DailyBuckets
 
-VERSION = 2
+VERSION = 3
+#: the older layouts this version still reads
+READABLE = (2, 3)
 _HEADER = struct.Struct("<BiiiHiqH")
 _DENSE, _SPARSE = 0, 1
 _WIDTHS = ((0xFF, "B", 1), (0xFFFF, "H", 2), (0xFFFFFFFF, "I", 4), (2**63 - 1, "q", 8))
@@ -76,7 +81,7 @@ def encode_state(state: AccountState) -> bytes:
         state.log_offset,
         len(ids),
     )
-    return header + b"".join(parts) + array("I", ids).tobytes() + facts
+    return header + b"".join(parts) + array("Q", ids).tobytes() + facts
 
 
 def decode_state(blob: bytes) -> AccountState:
@@ -87,8 +92,9 @@ def decode_state(blob: bytes) -> AccountState:
 
 
 def _decode(view: memoryview) -> AccountState:
-    if view[0] != VERSION:
-        raise SnapshotError(f"snapshot version {view[0]}, expected {VERSION}")
+    version = view[0]
+    if version not in READABLE:
+        raise SnapshotError(f"snapshot version {version}, expected one of {READABLE}")
     _, clock, first_day, last_event_day, mask, log_partition, log_offset, n_ids = (
         _HEADER.unpack_from(view, 0)
     )
@@ -122,10 +128,13 @@ def _decode(view: memoryview) -> AccountState:
                 age = (clock - slot) % HORIZON
                 buckets.add(age, clock - age, int(count))
         state.series[index] = buckets
-    ids = array("I")
-    ids.frombytes(view[pos : pos + 4 * n_ids])
-    state.recent_ids = ids.tolist()
-    pos += 4 * n_ids
+    if version == VERSION:
+        ids = array("Q")
+        ids.frombytes(view[pos : pos + 8 * n_ids])
+        state.recent_ids = ids.tolist()
+        pos += 8 * n_ids
+    else:
+        pos += 4 * n_ids
     facts = orjson.loads(bytes(view[pos:]))
     if len(facts) > len(FACT_FIELDS):
         raise SnapshotError(f"{len(facts)} facts, this version knows {len(FACT_FIELDS)}")

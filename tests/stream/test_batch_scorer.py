@@ -176,3 +176,64 @@ def test_unknown_types_are_dead_lettered_or_skipped_with_a_counter() -> None:
     lenient = BatchScorer(engine(), StrKeyedBytesStore({}, {}), skip_unknown_types=True)
     assert not lenient.process([InputRecord(0, 0, raw)]).dead_letters
     assert lenient.counters["skipped:unknown_type"] == 1
+
+
+def test_two_ids_whose_crc32_collide_are_both_applied_and_remembered_across_a_snapshot() -> None:
+    import zlib
+
+    # found in a tenth of a second among seeded random ids: CRC-32 has 2^32 values only
+    first, second = "evt-b63290bd3d18f15d", "evt-0600554ad5347e0f"
+    assert zlib.crc32(first.encode()) == zlib.crc32(second.encode())
+    day = 20_454 * 86_400_000
+
+    def line(event_id: str, n: int) -> bytes:
+        return orjson.dumps(
+            {"event_id": event_id, "account_id": "a", "type": "login", "ts": day + n}
+        )
+
+    scorer = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    scorer.process([InputRecord(0, 0, line(first, 0))])
+    # the memory survives a snapshot round trip (a flush, then a restart)
+    restored = BatchScorer(engine(), StrKeyedBytesStore({b"a": scorer.snapshot("a")}, {}))
+    restored.process([InputRecord(0, 1, line(second, 1)), InputRecord(0, 2, line(first, 2))])
+    assert restored.book.state("a").total(Series.LOGINS, 14) == 2
+    assert restored.counters["duplicates"] == 1  # the resend of the first, not the second
+
+
+def _keyed(account: str, event_id: str, key: bytes | None, partition: int, offset: int):
+    raw = orjson.dumps(
+        {"event_id": event_id, "account_id": account, "type": "login", "ts": 1767225600000}
+    )
+    return InputRecord(partition, offset, raw, 0, key)
+
+
+def test_a_record_keyed_by_something_else_is_forwarded_to_its_accounts_partition() -> None:
+    home = {"acct-1": 2}.__getitem__
+    scorer = BatchScorer(
+        engine(), StrKeyedBytesStore({}, {}), wrong_keys="forward", home_partition=home
+    )
+    result = scorer.process(
+        [
+            _keyed("acct-1", "e1", b"acct-1", 2, 0),  # keyed by its account: applied
+            _keyed("acct-1", "e2", b"user-7", 0, 0),  # keyed by a user, elsewhere: forwarded
+            _keyed("acct-1", "e3", None, 1, 0),  # keyed by nothing: forwarded
+            _keyed("acct-1", "e4", b"user-7", 2, 1),  # wrong key, right partition: applied
+        ]
+    )
+    assert [(a, p, r.partition, r.offset) for a, p, r in result.forwards] == [
+        ("acct-1", 2, 0, 0),
+        ("acct-1", 2, 1, 0),
+    ]
+    assert not result.dead_letters
+    assert scorer.book.state("acct-1").total(Series.LOGINS, 14) == 2
+    assert scorer.counters["forwarded:wrong_key"] == 2
+
+
+def test_a_record_keyed_by_something_else_is_dead_lettered_when_the_settings_say_so() -> None:
+    scorer = BatchScorer(engine(), StrKeyedBytesStore({}, {}), wrong_keys="dead_letter")
+    result = scorer.process(
+        [_keyed("acct-1", "e1", b"acct-1", 2, 0), _keyed("acct-1", "e2", b"user-7", 2, 1)]
+    )
+    assert [(d.reason, d.record.offset) for d in result.dead_letters] == [("wrong_key", 1)]
+    assert "b'user-7'" in result.dead_letters[0].message
+    assert not result.forwards and scorer.counters["dead_letter:wrong_key"] == 1

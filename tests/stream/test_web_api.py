@@ -110,3 +110,65 @@ def test_any_worker_answers_for_any_account_and_lists_a_zone(
     finally:
         for worker in workers:
             worker.stop()
+
+
+def _status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _raw_status(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """The status line and body of a raw HTTP request."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], body
+
+
+def test_limits_are_checked_faust_pages_are_off_and_long_lines_are_refused_quietly(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    port = _port()
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        app_id=f"hs-webx-{run}",
+        input_topic=f"telemetry-{run}",
+        output_topic=f"scores-{run}",
+        dead_letter_topic=f"deadletter-{run}",
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_port=port,
+        flush_interval_s=0.5,
+    )
+    records = list(generate(Scenario(accounts=5, days=10, seed=2)))
+    asyncio.run(produce_records(settings, records))
+    worker = WorkerProcess(settings, tmp_path)
+    with worker:
+        total = sum(4 if r["type"] == "tick" else 1 for r in records)
+        assert asyncio.run(wait_for_commits(settings, total, 120)), worker.log_tail()
+        _wait_for_both([port], [worker])
+        for limit in ("-1", "-49", "0", "1001", "ten"):
+            status, body = _get(port, f"/accounts/?limit={limit}")
+            assert status == 400 and "1 to 1000" in body["error"], (limit, body)
+        assert len(_get(port, "/accounts/?limit=1")[1]["accounts"]) == 1
+        assert len(_get(port, "/accounts/?limit=1000")[1]["accounts"]) == 5
+        assert _get(port, "/") == (200, {"status": "OK"})
+        # Faust's own pages (worker URLs, partitions, tables) are not served
+        for path in ("/router/", "/router/assignment/", "/table/accounts/", "/stats/"):
+            assert _status(port, path) == 404, path
+        # request lines and header lines over 8 KB: refused with their own status, quietly
+        for _ in range(3):
+            line, body = _raw_status(port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert line.split()[1] == b"414" and b"request line" in body, line
+        header = b"GET /accounts/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n"
+        assert _raw_status(port, header)[0].split()[1] == b"431"
+        assert _status(port, "/accounts/?limit=1") == 200  # and the server still answers
+    log = worker.log_path.read_text()
+    assert "Traceback" not in log and "Error handling request" not in log, worker.log_tail()

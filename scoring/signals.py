@@ -179,9 +179,11 @@ def cadence(state: AccountState, p: Params) -> float | None:
     """How overdue the account's use is against its own cadence: 100 × the chance it is
     active again within the outlook (see ``_cadence``). An account active daily and silent
     for three weeks scores near 0; one active every quarter and silent for a month does
-    not. It reads the account's whole life, not only the 90-day windows."""
-    if state.use_days == 0:
-        return None
+    not. It reads the account's whole life, not only the 90-day windows, and has no data
+    for the first ``min_history_days`` after the first day of use: a rhythm read from a
+    few days would move the score with every new day of use, and say little."""
+    if state.use_days == 0 or state.clock - state.first_use_day < p["min_history_days"]:
+        return None  # no rhythm to read yet: a new account's first days say little
     return 100.0 * _cadence(state, p)[1]
 
 
@@ -535,7 +537,7 @@ SIGNALS: dict[str, SignalDefinition] = {
     "cadence": SignalDefinition(
         cadence,
         cadence_evidence,
-        {"outlook_days": 90, "lifetime_days": 365, "prior_days": 90},
+        {"outlook_days": 90, "lifetime_days": 365, "prior_days": 90, "min_history_days": 14},
         frozenset(t for s in USE_SERIES for t in EVENT_TYPES_OF_SERIES[s]),
     ),
     "feature_adoption": SignalDefinition(

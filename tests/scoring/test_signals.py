@@ -262,3 +262,9 @@ def test_login_frequency_steps_down_a_band_on_a_clear_fall_in_login_days() -> No
     s.advance_to(DAY0 + 28)
     assert p.evidence(s, p.defaults)["declining"] is True
     assert p.score(s, p.defaults) == 50  # 18 login days is "weekly" (75), one band lower
+
+
+def test_cadence_has_no_data_for_a_new_accounts_first_two_weeks() -> None:
+    # the rhythm of a few days would move the score with every new day of use
+    assert CADENCE.score(_used_on([0, 1, 2, 5], 6), CADENCE.defaults) is None
+    assert CADENCE.score(_used_on([0, 1, 2, 5, 9, 13], 14), CADENCE.defaults) is not None

@@ -13,7 +13,7 @@ import csv
 import math
 import sys
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -298,28 +298,35 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
 
 
 def zone_figures(accounts: list[AccountAt], churned: list[int]) -> dict[str, dict[str, Any]]:
+    """Per zone the accounts were in (see ``zone_table``)."""
+    return zone_table([a.zone for a in accounts], churned)
+
+
+def zone_table(
+    zones: Sequence[str], churned: Sequence[int], keep_empty: bool = False
+) -> dict[str, dict[str, Any]]:
     """Per zone, healthy to critical then any other (onboarding) by name: accounts,
     churners, the zone's share of the accounts, its churn rate and that rate's Wilson 95%
-    interval."""
-    counts: dict[str, list[int]] = {}
-    for account, outcome in zip(accounts, churned, strict=True):
-        tally = counts.setdefault(account.zone, [0, 0])
+    interval. ``keep_empty`` lists the three zones even with no account (rate None)."""
+    counts: dict[str, list[int]] = {z: [0, 0] for z in ZONES} if keep_empty else {}
+    for zone, outcome in zip(zones, churned, strict=True):
+        tally = counts.setdefault(zone, [0, 0])
         tally[0] += 1
         tally[1] += outcome
     order = [z for z in ZONES if z in counts]
     order += sorted(z for z in counts if z not in ZONES)
-    zones: dict[str, dict[str, Any]] = {}
+    table: dict[str, dict[str, Any]] = {}
     for zone in order:
         n, k = counts[zone]
         lo, hi = wilson_interval(k, n)
-        zones[zone] = {
+        table[zone] = {
             "accounts": n,
             "churned": k,
-            "share": round(n / len(accounts), 4),
-            "churn_rate": round(k / n, 4),
+            "share": round(n / len(zones), 4) if zones else None,
+            "churn_rate": round(k / n, 4) if n else None,
             "churn_rate_ci": [round(lo, 4), round(hi, 4)],
         }
-    return zones
+    return table
 
 
 def named_accounts(

@@ -61,6 +61,7 @@ from stream.backtesting import (
     day_ms,
     evaluate,
     replay_to_cutoffs,
+    zone_table,
 )
 from stream.codec import BadEvent
 from windows.telemetry import TelemetryEvent
@@ -233,22 +234,8 @@ def zone_churn(zones: Sequence[str], churned: Sequence[int]) -> dict[str, Any]:
     (as a backtest reports them); and whether the zones rank churn: ``ordered``, critical's
     rate above at risk's above healthy's, and ``intervals_apart``, their intervals too
     (None when one of the three is empty)."""
-    counts = {z: [0, 0] for z in ZONES}
-    for zone, outcome in zip(zones, churned, strict=True):
-        count = counts.setdefault(zone, [0, 0])
-        count[0] += 1
-        count[1] += outcome
-    table: dict[str, dict[str, Any]] = {}
-    for zone, (n, k) in counts.items():
-        low, high = wilson_interval(k, n)
-        table[zone] = {
-            "accounts": n,
-            "churned": k,
-            "share": round(n / len(zones), 4) if zones else None,
-            "churn_rate": round(k / n, 4) if n else None,
-            "churn_rate_ci": [round(low, 4), round(high, 4)],
-        }
-    ranked = [counts[z] for z in ZONES]
+    table = zone_table(zones, churned, keep_empty=True)
+    ranked = [(table[z]["accounts"], table[z]["churned"]) for z in ZONES]
     if any(n == 0 for n, _ in ranked):
         return {"zones": table, "ordered": None, "intervals_apart": None}
     rates = [k / n for n, k in ranked]

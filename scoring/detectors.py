@@ -37,6 +37,10 @@ _FOLLOWED = frozenset({"single_drop", "drop_no_recovery"})
 #: a finding read afresh each day stays on through this many days after its last reading,
 #: so that one quiet day neither turns it off nor, the day after, on again
 HOLD_DAYS = 2
+#: a finding that turns off stays off through the next day, so none turns off and on again
+#: within 24 hours however its evidence wavers (the least time off, as ``HOLD_DAYS`` is
+#: the least time on)
+REST_DAYS = 1
 #: where ``finding_cache`` keeps the declining series (the series' own findings use 0..n-1)
 _DECLINING = -1
 
@@ -62,6 +66,13 @@ class Finding:
             "evidence": self.evidence,
             "action": action,
         }
+
+
+def _resting_key(key: str) -> str:
+    """A finding's key with a drop's two stages as one: a drop growing more severe has not
+    turned off."""
+    detector, _, series = key.partition(":")
+    return f"drop:{series}" if detector in _FOLLOWED else key
 
 
 def _weeks(daily: list[int]) -> list[int]:
@@ -487,9 +498,10 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "no_recovery_days": 21,
         "hold_alpha": 0.02,
         # recovered when back at this share of the usual level over a window long enough
-        # to expect recovery_events
+        # to expect recovery_events (with 10, one lucky week at 15 a week ended one drop in
+        # five that lasted 16 weeks; with 20, one in twenty)
         "recover_ratio": 0.8,
-        "recovery_events": 10,
+        "recovery_events": 20,
         # a recovered drop is shown (monitor) for this many days
         "recent_days": 14,
         **_COUNTS,
@@ -619,7 +631,23 @@ class DetectorSet:
                 findings.append(found)
         if findings or state.held_findings:
             self._hold(state, findings)
+        if state.resting and findings:
+            resting = state.resting
+            clock = state.clock
+            findings[:] = [f for f in findings if resting.get(_resting_key(f.key), NO_DAY) < clock]
         return findings
+
+    def turned_off(self, state: AccountState, before: list[str], now: list[str]) -> None:
+        """Note the findings just turned off (``before`` but not ``now``, as emitted): they
+        rest through ``REST_DAYS`` more days. Called by the engine when it emits, never
+        from a query, so that reading an account changes nothing it will say."""
+        resting = state.resting
+        clock = state.clock
+        still = {_resting_key(k) for k in now}
+        for key in before:
+            rest = _resting_key(key)
+            if rest not in still:
+                resting[rest] = clock + REST_DAYS
 
     def _hold(self, state: AccountState, findings: list[Finding]) -> None:
         """Hysteresis for the findings read afresh each day: one that lapses stays on until

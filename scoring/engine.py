@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scoring.alerts import Alert, AlertRules
-from scoring.detectors import SEVERITY_RANK, DetectorSet, Finding
+from scoring.detectors import REST_DAYS, SEVERITY_RANK, DetectorSet, Finding
 from scoring.model import NO_SCORE, Scorecard
 from scoring.overrides import AppliedOverride, OverrideRules
 from scoring.profile import Profile, Weighting
@@ -199,7 +199,7 @@ class HealthEngine:
         score, applied, free = self.overrides.apply(
             state, computed, findings, card.onboarding, self.profile.detectors.cap_score
         )
-        zone = self._zone(card, score, state.last_zone)
+        zone = self._zone(card, score, state)
         previous = state.last_score
         names = [o.name for o in applied]
         keys = [f.key for f in findings]
@@ -243,7 +243,7 @@ class HealthEngine:
         score, applied, _ = self.overrides.apply(
             state, assessment.score, findings, card.onboarding, self.profile.detectors.cap_score
         )
-        zone = self._zone(card, score, state.last_zone)
+        zone = self._zone(card, score, state)
         shares = scorecard.effective_weights(assessment.signal_scores)
         base = self._base(account_id, state, score, zone, state.now_ms, findings, applied)
         return {
@@ -267,10 +267,16 @@ class HealthEngine:
             "login_gated": card.gated,
         }
 
-    def _zone(self, card: Card, score: int, previous: str) -> str:
+    def _zone(self, card: Card, score: int, state: AccountState) -> str:
+        """The zone for ``score``, with hysteresis, never back to a zone left within the
+        last day (``REST_DAYS``): a zone change is not undone within 24 hours."""
         if card.onboarding:
             return "onboarding"
-        return card.scorecard.profile.zone_after(score, previous, self.config.zone_margin)
+        previous = state.last_zone
+        zone = card.scorecard.profile.zone_after(score, previous, self.config.zone_margin)
+        if zone != previous and state.resting.get(f"zone:{zone}", NO_DAY) >= state.clock:
+            return previous
+        return zone
 
     # -- outputs ------------------------------------------------------------------------------
 
@@ -300,6 +306,7 @@ class HealthEngine:
         previous = state.last_score
         detector_outputs = [f.as_output(self.profile.detectors.action(f)) for f in findings]
         moved: list[dict[str, Any]] = []
+        left_zone = ""
         if (
             previous == NO_SCORE
             or abs(score - previous) >= self.config.min_step
@@ -326,6 +333,8 @@ class HealthEngine:
                 }
             )
             state.last_score = score
+            if zone != state.last_zone:
+                left_zone = state.last_zone
             state.last_zone = zone
             state.last_signal_scores = assessment.signal_scores
         new_overrides = [o for o in applied if o.name not in before_overrides]
@@ -347,6 +356,7 @@ class HealthEngine:
                     }
                 )
         state.active_overrides = names
+        self._rest(state, keys, left_zone)
         state.active_findings = keys
         onsets = [
             (f, self.profile.detectors.action(f)) for f in findings if f.key not in before_findings
@@ -354,6 +364,19 @@ class HealthEngine:
         for alert in self.alerts.check(state, score, free, zone, findings, onsets, new_overrides):
             outputs.append(self._alert(base, state, alert, previous, findings, moved))
         return outputs
+
+    def _rest(self, state: AccountState, keys: list[str], left_zone: str) -> None:
+        """What an emission just ended rests through ``REST_DAYS`` more days: the findings
+        turned off and the zone left. Only here, never from a query, so that reading an
+        account changes nothing it will say."""
+        resting = state.resting
+        if resting:
+            for key in [k for k, until in resting.items() if until < state.clock]:
+                del resting[key]
+        if keys != state.active_findings:
+            self.detectors.turned_off(state, state.active_findings, keys)
+        if left_zone and left_zone != "onboarding":
+            resting[f"zone:{left_zone}"] = state.clock + REST_DAYS
 
     def _alert(
         self,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scoring.counts import Reference
 from windows.account import (
     EVENT_TYPES_OF_SERIES,
     NO_DAY,
@@ -124,9 +125,11 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     last, prior = _usage_windows(state, p)
     if last == 0 and prior == 0 and state.complete_total(series, 90) == 0:
         return None  # only today so far: no complete day to judge a trend on
-    if last == 0 and _clear_change(last, prior, {**p, "min_z": p["zero_min_z"]}):
+    ref = _trend_reference(state, p)
+    if last == 0 and _silence_not_chance(ref, prior, p):
         return float(p["zero_points"])  # a silent fortnight that could not be chance
-    if not _clear_change(last, prior, p):
+    c = (p["dispersion_prior"] if ref is None else ref.dispersion) * _FORTNIGHT
+    if not _clear_change(last, prior, {**p, "dispersion": c}):
         return float(p["stable_points"])  # "3 vs 7" is noise, not a trend
     if prior == 0:
         return float(p["growing_points"])
@@ -137,6 +140,35 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     if 100 * last >= (100 + p["declining_from_pct"]) * prior:
         return float(p["declining_points"])
     return float(p["critical_points"])
+
+
+def _trend_reference(state: AccountState, p: Params) -> Reference | None:
+    """The account's usual level and spread from its weekly totals in the 8 complete weeks
+    before the two fortnights compared (``scoring.counts.Reference``; None with fewer than
+    ``min_baseline_weeks`` of them known). Busy and quiet spells make a heavy account's
+    fortnights differ by a fifth or more: a fixed allowance would read that as a trend
+    every few weeks at high volume and never at low."""
+    buckets = state.series[_used_series(state, p)]
+    known = min(8, (state.tenure_days - 29) // 7)
+    if buckets is None or known < p["min_baseline_weeks"]:
+        return None
+    days = buckets.daily(state.clock - 29, 7 * known)
+    weeks = [sum(days[i : i + 7]) for i in range(0, 7 * known, 7)]
+    return Reference.of_weeks(weeks, p["dispersion_prior"], p["dispersion"])
+
+
+def _silence_not_chance(ref: Reference | None, prior: float, p: Params) -> bool:
+    """Whether a silent fortnight is less likely than ``zero_alpha`` at the account's usual
+    level (a sparse series goes quiet for a fortnight now and then); with too short a
+    history, whether it is ``zero_min_z`` standard deviations below the fortnight before."""
+    if ref is None:
+        c = p["dispersion_prior"] * _FORTNIGHT
+        return _clear_change(0.0, prior, {**p, "min_z": p["zero_min_z"], "dispersion": c})
+    return ref.chance_of_silence(14) < float(p["zero_alpha"])
+
+
+#: a fortnight's extra relative variance against a week's (``Reference.expected``)
+_FORTNIGHT = math.sqrt(0.5)
 
 
 def _clear_change(last: float, prior: float, p: Params) -> bool:
@@ -528,10 +560,15 @@ SIGNALS: dict[str, SignalDefinition] = {
             "declining_points": 40,
             "critical_points": 10,
             "zero_points": 0,
-            # a change counts only when clear of the counts' noise (small counts vary most)
+            # a change counts only when clear of the counts' noise: Poisson for small counts,
+            # and for large ones the account's own week-to-week spread (at least
+            # ``dispersion``; ``dispersion_prior`` until it has min_baseline_weeks)
             "min_z": 2.0,
             "zero_min_z": 3.0,
-            "dispersion": 0.01,
+            "zero_alpha": 1e-4,
+            "dispersion": 0.02,
+            "dispersion_prior": 0.05,
+            "min_baseline_weeks": 4,
         },
     ),
     "cadence": SignalDefinition(

@@ -171,6 +171,7 @@ class AccountState:
         "first_use_day",
         "last_use_day",
         "longest_silence",
+        "resting",
         *DERIVED_SLOTS,
     )
 
@@ -253,6 +254,10 @@ class AccountState:
         self.first_use_day = NO_DAY
         self.last_use_day = NO_DAY
         self.longest_silence = 0
+        #: what ended lately and stays ended through a day, so that nothing turns off and on
+        #: again within 24 hours: findings (a drop's stages as one; see scoring.detectors)
+        #: and zones just left (``zone:NAME``) → the last day each rests
+        self.resting: dict[str, int] = {}
         # derived, never stored: signal points as of ``cache_clock`` (see scoring.model),
         # the scorecard chosen for the account, and per-series daily counts and findings
         # as of ``daily_clock`` (see scoring.detectors)

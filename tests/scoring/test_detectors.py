@@ -301,3 +301,33 @@ def test_a_finding_read_afresh_survives_a_quiet_reading_and_the_day_after() -> N
     gone: list[Finding] = []
     detectors._hold(state, gone)
     assert gone == []
+
+
+def test_a_finding_that_turned_off_stays_off_through_the_next_day() -> None:
+    detectors = DetectorSet(load_profile().detectors)
+    state = AccountState()
+    state.apply(TelemetryEvent("x", "a", EventType.VALUE_ACTION, START * MS_PER_DAY, 1))
+    wavering = "weakening_rebounds:logins"
+    # emitted on, then off today; a drop growing from its first stage to its second has
+    # not turned off
+    detectors.turned_off(
+        state,
+        [wavering, "single_drop:value_actions"],
+        ["drop_no_recovery:value_actions"],
+    )
+    assert state.resting == {wavering: START + 1}
+    evidence = {"rebounds": [0.5]}
+    for day, shown in ((START, False), (START + 1, False), (START + 2, True)):
+        state.advance_to(day)
+        # read afresh again each day: the condition is back at once
+        state.held_findings[wavering] = [
+            day + 2,
+            "weakening_rebounds",
+            "yellow",
+            "logins",
+            evidence,
+        ]
+        found = detectors.evaluate(state, None)
+        assert (wavering in [f.key for f in found]) is shown, day
+    # the rest is part of the state: a restarted worker keeps it
+    assert decode_state(encode_state(state)).resting == state.resting

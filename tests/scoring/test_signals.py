@@ -64,7 +64,7 @@ def test_usage_trend_bands(prior: int, last: int, points: int) -> None:
         (7, 3, 70),  # "3 vs 7": ordinary noise of small counts, stable
         (30, 12, 10),  # -60% and clear of noise: critical
         (1400, 1120, 70),  # -20% at high volume: within a fortnight's usual swing
-        (1400, 900, 10),  # -36%: clear, critical
+        (1400, 900, 70),  # -36%, with no history to show how far this account swings
         (1400, 700, 10),  # -50% at high volume: clear
     ],
 )
@@ -268,3 +268,35 @@ def test_cadence_has_no_data_for_a_new_accounts_first_two_weeks() -> None:
     # the rhythm of a few days would move the score with every new day of use
     assert CADENCE.score(_used_on([0, 1, 2, 5], 6), CADENCE.defaults) is None
     assert CADENCE.score(_used_on([0, 1, 2, 5, 9, 13], 14), CADENCE.defaults) is not None
+
+
+def _weeks_then(weekly: list[int], prior: int, last: int) -> AccountState:
+    """Complete weeks with the given totals (spread over their days), then two fortnights."""
+    s = AccountState()
+    day = DAY0
+    for total in weekly:
+        for i in range(7):
+            count = total * (i + 1) // 7 - total * i // 7
+            s.apply(ev(EventType.VALUE_ACTION, day + i, count))
+        day += 7
+    s.apply(ev(EventType.VALUE_ACTION, day, prior))
+    s.apply(ev(EventType.VALUE_ACTION, day + 14, last))
+    s.advance_to(day + 28)
+    return s
+
+
+def test_usage_trend_judges_a_change_against_the_accounts_own_swing() -> None:
+    # the same fall of 36% at 1,400 a fortnight: clear for an account whose weeks hardly
+    # vary, ordinary for one whose weeks swing between 400 and 1,000
+    calm = _weeks_then([700] * 8, 1400, 900)
+    swinging = _weeks_then([400, 1000] * 4, 1400, 900)
+    assert TREND.score(calm, TREND.defaults) == 10
+    assert TREND.score(swinging, TREND.defaults) == 70
+
+
+def test_a_silent_fortnight_is_zero_only_when_the_usual_level_makes_it_unlikely() -> None:
+    # 3 a week: a fortnight of nothing happens now and then; 30 a week: it does not
+    sparse = _weeks_then([3] * 8, 6, 0)
+    busy = _weeks_then([30] * 8, 60, 0)
+    assert TREND.score(sparse, TREND.defaults) != 0
+    assert TREND.score(busy, TREND.defaults) == 0

@@ -71,7 +71,7 @@ def _logins_declining(state: AccountState, p: Params) -> bool:
     """A clear fall in login days, fortnight on fortnight: the trend, not only the level,
     is judged ("focus on trends rather than an arbitrary good threshold")."""
     last, prior = _login_fortnights(state)
-    return last < prior and _clear_change(last, prior, p)
+    return last < prior and _clear_change(last, prior, p["min_z"], p["dispersion"])
 
 
 def login_frequency_evidence(state: AccountState, p: Params) -> dict[str, Any]:
@@ -125,11 +125,15 @@ def usage_trend(state: AccountState, p: Params) -> float | None:
     last, prior = _usage_windows(state, p)
     if last == 0 and prior == 0 and state.complete_total(series, 90) == 0:
         return None  # only today so far: no complete day to judge a trend on
+    least = min(p["dispersion"], p["dispersion_prior"]) * _FORTNIGHT
+    if last and not _clear_change(last, prior, p["min_z"], least):
+        # within the noise of the calmest account: no need to read this one's weeks
+        return float(p["stable_points"])
     ref = _trend_reference(state, p)
     if last == 0 and _silence_not_chance(ref, prior, p):
         return float(p["zero_points"])  # a silent fortnight that could not be chance
     c = (p["dispersion_prior"] if ref is None else ref.dispersion) * _FORTNIGHT
-    if not _clear_change(last, prior, {**p, "dispersion": c}):
+    if not _clear_change(last, prior, p["min_z"], c):
         return float(p["stable_points"])  # "3 vs 7" is noise, not a trend
     if prior == 0:
         return float(p["growing_points"])
@@ -163,7 +167,7 @@ def _silence_not_chance(ref: Reference | None, prior: float, p: Params) -> bool:
     history, whether it is ``zero_min_z`` standard deviations below the fortnight before."""
     if ref is None:
         c = p["dispersion_prior"] * _FORTNIGHT
-        return _clear_change(0.0, prior, {**p, "min_z": p["zero_min_z"], "dispersion": c})
+        return _clear_change(0.0, prior, p["zero_min_z"], c)
     return ref.chance_of_silence(14) < float(p["zero_alpha"])
 
 
@@ -171,12 +175,11 @@ def _silence_not_chance(ref: Reference | None, prior: float, p: Params) -> bool:
 _FORTNIGHT = math.sqrt(0.5)
 
 
-def _clear_change(last: float, prior: float, p: Params) -> bool:
+def _clear_change(last: float, prior: float, min_z: float, c: float) -> bool:
     """Whether two fortnights' counts differ by more than ``min_z`` standard deviations of
     their difference, for overdispersed counts: var = last + prior + c·(last² + prior²)."""
-    c = p["dispersion"]
     spread = (last + prior + c * (last * last + prior * prior)) ** 0.5
-    return bool(abs(last - prior) >= p["min_z"] * spread)
+    return bool(abs(last - prior) >= min_z * spread)
 
 
 def usage_trend_evidence(state: AccountState, p: Params) -> dict[str, Any]:

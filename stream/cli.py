@@ -50,6 +50,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "data_dir": getattr(args, "data_dir", None),
         "store": getattr(args, "store", None),
         "max_cached_accounts": getattr(args, "max_cached_accounts", None),
+        "wrong_keys": getattr(args, "wrong_keys", None),
+        "web_builtin_views": True if getattr(args, "web_builtin_views", False) else None,
     }
     return load_settings(getattr(args, "config", None), cli)
 
@@ -664,6 +666,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web", action="store_true", help="serve the worker's HTTP API")
     p.add_argument("--web-port", type=int, help="HTTP port (default 6066)")
     p.add_argument("--web-host", help="host name other workers reach this one at")
+    p.add_argument(
+        "--web-builtin-views",
+        action="store_true",
+        help="also serve Faust's own pages (worker URLs, partitions, table contents); "
+        "off by default: they expose the cluster's layout",
+    )
+    p.add_argument(
+        "--wrong-keys",
+        choices=("forward", "dead_letter"),
+        help="a record whose Kafka key is not its account_id: forward it to the account's "
+        "partition, or dead-letter it as wrong_key (default: forward)",
+    )
     p.add_argument("--data-dir", help=f"local state directory (default {Settings().data_dir})")
     p.add_argument("--store", help="table store: memory:// (default) or rocksdb://")
     p.add_argument(

@@ -15,12 +15,13 @@ effects could still be lost.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import Message
+from faust.types import TP, Message
 
 BatchHandler = Callable[[list[Message]], Awaitable[None]]
 
@@ -64,6 +65,43 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if end is not None:
                 lag[tp.partition] = max(end - (committed.get(tp) or 0), 0)
         return lag
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for ``tp``: one past the run of offsets done, acked or in a
+        gap (offsets the log does not hold), that starts at the committed offset.
+
+        Faust's own version keeps an offset that is both in a gap and acked as two entries,
+        and its run of consecutive numbers ends at the first repeat. A fetch that raced a
+        seek back notes the records it jumped over as a gap; when the same records are then
+        acked, as the batches that applied them are flushed, every one of them is repeated,
+        and the commit advanced one offset per commit interval: thousands of intervals,
+        after a rebalance. Here each offset counts once."""
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        done = set(acked)
+        top = max(done)
+        gap = self._gap[tp]
+        if gap:
+            spans = gap.overlap(0, top)
+            if spans:
+                for span in spans:
+                    done.update(range(span.begin, span.end))
+                gap.chop(0, max(top + 1, max(span.end for span in spans)))
+        ordered = sorted(done)
+        committed = self._committed_offset[tp]
+        if committed:
+            ordered = ordered[bisect_left(ordered, committed) :]
+            if not ordered or ordered[0] - committed > 1:
+                acked[:] = ordered
+                return None  # the next offset to commit is not done yet
+        end = 1
+        while end < len(ordered) and ordered[end] == ordered[end - 1] + 1:
+            end += 1
+        last = ordered[end - 1]
+        self._acked_index[tp].difference_update(range(ordered[0], last + 1))
+        acked[:] = ordered[end:]
+        return last + 1
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - via worker
         app = cast(Any, self.app)

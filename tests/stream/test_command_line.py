@@ -281,3 +281,18 @@ def test_the_demo_table_keeps_its_columns_apart() -> None:
         for zone, cell in zip(header.split()[1:], cells[1:], strict=True):
             total[zone] += int(cell.group())
     assert total == Counter(zones * 3)
+
+
+def test_worker_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.cli import _settings
+
+    for name in ("HEALTHSTREAM_WRONG_KEYS", "HEALTHSTREAM_WEB_BUILTIN_VIEWS"):
+        monkeypatch.delenv(name, raising=False)
+    plain = _settings(build_parser().parse_args(["worker"]))
+    assert (plain.wrong_keys, plain.web_builtin_views) == ("forward", False)
+    given = _settings(
+        build_parser().parse_args(["worker", "--wrong-keys", "dead_letter", "--web-builtin-views"])
+    )
+    assert (given.wrong_keys, given.web_builtin_views) == ("dead_letter", True)
+    refused = healthstream("worker", "--wrong-keys", "drop")
+    assert refused.returncode == 2 and "invalid choice: 'drop'" in refused.stderr

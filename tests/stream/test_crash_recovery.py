@@ -4,7 +4,8 @@ A worker killed with SIGKILL at random moments, twice, and stopped once with SIG
 ends with every account's state equal to ``healthstream replay`` over the same events,
 and the output topic holds every output replay gives (some perhaps twice, never one
 missing). Two workers in one group: one is killed, the other takes its partitions over
-with their state from the changelog.
+with their state from the changelog. Two workers on eight partitions, a third joining and
+one of the first two killed within seconds of the join: every commit reaches the end.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import asyncio
 import random
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka_io import fresh_settings, read_until_quiet, records_in_kafka
 
 from scoring.book import AccountBook
@@ -59,7 +62,9 @@ def _final_states(settings: Settings) -> dict[str, bytes]:
     """The latest snapshot of every account in the changelog, as the worker left it."""
     changelog = f"{settings.app_id}-accounts-changelog"
     latest: dict[str, bytes] = {}
-    for record in asyncio.run(read_until_quiet(settings.bootstrap_servers, changelog, 4)):
+    for record in asyncio.run(
+        read_until_quiet(settings.bootstrap_servers, changelog, settings.partitions)
+    ):
         if record.key != FLUSH_MARK:
             latest[record.key.decode()] = record.value
     return latest
@@ -81,7 +86,9 @@ def _check_against_replay(settings: Settings, book: AccountBook, want: list[byte
         if _comparable(blob) != encode_state(book.state(account))
     ]
     assert not mismatched, f"{len(mismatched)} accounts differ from replay, e.g. {mismatched[:3]}"
-    outputs = asyncio.run(read_until_quiet(settings.bootstrap_servers, settings.output_topic, 4))
+    outputs = asyncio.run(
+        read_until_quiet(settings.bootstrap_servers, settings.output_topic, settings.partitions)
+    )
     got = [orjson.dumps(orjson.loads(r.value), option=orjson.OPT_SORT_KEYS) for r in outputs]
     # at least once, and a repeat is the same output again: same account, seq and content
     assert set(got) == set(want)
@@ -165,4 +172,66 @@ def test_a_second_worker_takes_over_a_killed_workers_partitions(
     finally:
         first.stop(signal.SIGKILL)
         second.stop()
+    _check_against_replay(settings, book, want)
+
+
+def _committed_by_partition(settings: Settings) -> dict[int, int]:
+    async def read() -> dict[int, int]:
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=settings.app_id,
+            enable_auto_commit=False,
+        )
+        await probe.start()
+        try:
+            tps = [TopicPartition(settings.input_topic, p) for p in range(settings.partitions)]
+            return {tp.partition: (await probe.committed(tp)) or 0 for tp in tps}
+        finally:
+            await probe.stop()
+
+    return asyncio.run(read())
+
+
+def _feed(settings: Settings, records: list[dict[str, Any]], steps: int, pause_s: float) -> None:
+    """Produce ``records`` in ``steps`` parts, ``pause_s`` apart: a stream still arriving."""
+    size = -(-len(records) // steps)
+    for start in range(0, len(records), size):
+        asyncio.run(produce_records(settings, records[start : start + size]))
+        time.sleep(pause_s)
+
+
+def test_a_worker_killed_just_after_a_third_joins_leaves_no_commit_behind(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Two workers on eight partitions, a third joins mid-stream and one of the first two is
+    killed within seconds of the join: every partition's commit reaches its end."""
+    seed = random.randrange(1_000_000)
+    kill_after = random.Random(seed).uniform(0.5, 8.0)
+    settings = fresh_settings(kafka_bootstrap, "crash", partitions=8)
+    records = _records(accounts=300, days=60, seed=seed % 89)
+    total = records_in_kafka(records, settings.partitions)
+    book, want = _expected(records, settings)
+    feeder = threading.Thread(target=_feed, args=(settings, records, 30, 0.5))
+    feeder.start()
+    first = WorkerProcess(settings, tmp_path / "first").start()
+    second = WorkerProcess(settings, tmp_path / "second").start()
+    third = WorkerProcess(settings, tmp_path / "third")
+    try:
+        _wait_for_progress(settings, total // 5, first)
+        third.start()
+        time.sleep(kill_after)
+        first.stop(signal.SIGKILL)
+        feeder.join()
+        done = asyncio.run(wait_for_commits(settings, total, timeout=240))
+        assert done, (
+            f"seed {seed}, killed {kill_after:.1f} s after the join: commits stopped at "
+            f"{_committed_by_partition(settings)}\n" + second.log_tail() + third.log_tail()
+        )
+        time.sleep(1.0)  # the final flush's writes are acknowledged before the commit
+        assert _assignments(third), third.log_tail()
+    finally:
+        feeder.join()
+        first.stop(signal.SIGKILL)
+        second.stop()
+        third.stop()
     _check_against_replay(settings, book, want)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.codec import BadEvent, decode_event
+from stream.limits import check_kept_texts
 from stream.synthetic import Scenario, generate
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs/telemetry-event.v1.schema.json").read_text())
@@ -193,3 +194,37 @@ def test_schema_and_decoder_accept_and_refuse_the_same_records(
             target[key] = value
     expected = VALIDATOR.is_valid(record) and _cross_field_rules_hold(record)
     assert _decodes(record) == expected, list(VALIDATOR.iter_errors(record))[:1]
+
+
+@pytest.mark.parametrize(
+    ("field", "bound"),
+    [
+        ("account_id", 256),
+        ("event_id", 256),
+        ("user_id", 256),
+        ("feature", 256),
+        ("reason", 1024),
+    ],
+)
+def test_the_schema_and_the_decoder_bound_the_kept_texts_alike(field: str, bound: int) -> None:
+    def record(text: str) -> dict:
+        if field == "feature":
+            base = {"event_id": "e1", "account_id": "a", "type": "feature_used", "ts": T}
+            return {**base, "attrs": {"feature": text}}
+        if field == "reason":
+            attrs = {"score": 45, "reason": text, "expires_at": T + 86_400_000}
+            return {**OVERRIDE, "attrs": attrs}
+        base = {"event_id": "e1", "account_id": "a", "type": "login", "ts": T, "user_id": "u"}
+        return {**base, field: text}
+
+    def kept(text: str) -> bool:
+        """Whether the worker and replay apply it: decoded, and its texts within bounds."""
+        try:
+            check_kept_texts(decode_event(orjson.dumps(record(text))))
+        except BadEvent:
+            return False
+        return True
+
+    at_bound, beyond = "x" * bound, "x" * (bound + 1)
+    assert VALIDATOR.is_valid(record(at_bound)) and kept(at_bound)
+    assert not VALIDATOR.is_valid(record(beyond)) and not kept(beyond)

@@ -6,6 +6,8 @@ COPY windows windows
 COPY scoring scoring
 COPY stream stream
 COPY sinks sinks
+COPY telemetry telemetry
+COPY healthstream healthstream
 RUN pip install --no-cache-dir --constraint constraints.txt .
 
 # run as a user of its own; the worker's state directory (.healthstream-data) is in its home

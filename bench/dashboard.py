@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.tools.replay import replay
 from sinks import MemorySink, ScoreHistory
-from stream.replay import replay
 from stream.settings import Settings, build_engine
-from stream.synthetic import Scenario, generate
 
 LOADS = 20
 TARGETS_MS = {"book": 300.0, "account": 100.0}
@@ -79,7 +79,7 @@ class Server:
 
     def __init__(self, url: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "serve", "--history", url, "--port", "0"],
+            [sys.executable, "-m", "healthstream.cli", "serve", "--history", url, "--port", "0"],
             stderr=subprocess.PIPE,
             text=True,
         )

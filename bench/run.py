@@ -28,16 +28,16 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from healthstream.dev.broker import EmbeddedBroker
+from healthstream.dev.offsets import wait_for_commits
+from healthstream.dev.process import WorkerProcess
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.produce import TelemetryProducer
+from healthstream.tools.replay import replay
 from sinks import MemorySink
 from stream.app import FLUSH_MARK
-from stream.broker import EmbeddedBroker
-from stream.offsets import wait_for_commits
-from stream.process import WorkerProcess
-from stream.produce import TelemetryProducer
-from stream.replay import replay
 from stream.runtime import tune_gc
 from stream.settings import Settings, build_engine
-from stream.synthetic import Scenario, generate
 from stream.topics import create_worker_topics
 from windows.snapshot import encode_state
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from healthstream.tools.replay import replay_events
 from quality.generator import Dataset, GeneratorSettings, generate
 from quality.measure import (
     ACCOUNT_MONTH_DAYS,
@@ -35,7 +36,6 @@ from quality.measure import (
 from quality.report import render_html, summary_text
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import PROFILES, load_profile
-from stream.replay import replay_events
 from stream.runtime import tune_gc
 
 HERE = Path(__file__).parent

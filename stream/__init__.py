@@ -1,1 +1,2 @@
-"""The Kafka side: settings, codecs, the Faust worker, the CLI and the demo."""
+"""The Kafka worker: the Faust app, batched intake and recovery, the batch scorer, record
+batches out, Kafka clients and topics, metrics, the HTTP API and the settings."""

@@ -25,16 +25,11 @@ from faust.types import TP, Message
 
 from sinks import AsyncSink, DeliveryFailure
 from stream.batches import KeyPartitioner, PartitionBatches
-from stream.codec import BadEvent
 from stream.destinations import build_sinks
 from stream.intake import BatchConsumer, BatchTransport
-from stream.limits import dead_letter
-from stream.mapping import Skipped
 from stream.metrics import MetricsServer, WorkerMetrics, register_sinks
 from stream.recovery import BatchTableManager
-from stream.settings import Settings, build_engine, kafka_ssl_context
-from stream.web import RecentChanges, add_account_views, with_request_limits
-from stream.worker import (
+from stream.scorer import (
     BatchResult,
     BatchScorer,
     InputRecord,
@@ -42,6 +37,11 @@ from stream.worker import (
     StrKeyedBytesStore,
     WriteBehind,
 )
+from stream.settings import Settings, build_engine, kafka_ssl_context
+from stream.web import RecentChanges, add_account_views, with_request_limits
+from telemetry.codec import BadEvent
+from telemetry.limits import dead_letter
+from telemetry.mapping import Skipped
 from windows.telemetry import EventType
 
 #: the key of the tombstone that ends each flush in the changelog. No account id can be

@@ -27,9 +27,9 @@ from prometheus_client.registry import Collector
 
 from scoring.profile import ZONES
 from sinks import AsyncSink, JsonlFileSink, ScoreHistory, ThreadedSink, WebhookSink
-from stream.codec import REASONS
-from stream.mapping import MAPPING_REASONS, SKIP_REASONS
-from stream.worker import FORWARD_REASONS, WORKER_REASONS, BatchResult
+from stream.scorer import FORWARD_REASONS, WORKER_REASONS, BatchResult
+from telemetry.codec import REASONS
+from telemetry.mapping import MAPPING_REASONS, SKIP_REASONS
 from windows.telemetry import EventType
 
 log = logging.getLogger(__name__)

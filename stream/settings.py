@@ -12,7 +12,7 @@ from typing import Any
 
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
-from stream.mapping import InputMapping, MappingError
+from telemetry.mapping import InputMapping, MappingError
 
 ENVIRONMENT = {
     "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
@@ -51,7 +51,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class TopicInput:
     """A source topic the worker reads besides the input topic, and how its records map
-    to the event contract (see ``stream.mapping`` and ``docs/inputs.md``)."""
+    to the event contract (see ``telemetry.mapping`` and ``docs/inputs.md``)."""
 
     topic: str
     mapping: InputMapping

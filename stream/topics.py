@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
-from stream.broker import create_topics
+from stream.kafka import create_topics
 from stream.settings import Settings, kafka_client_options
 
 DAY_MS = 24 * 60 * 60 * 1000

@@ -32,7 +32,7 @@ from yarl import URL
 
 from scoring.engine import HealthEngine
 from scoring.profile import ZONES
-from stream.worker import BatchScorer
+from stream.scorer import BatchScorer
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from stream.broker import broker_for_tests
+from brokers import broker_for_tests
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The input event contract (version 1) as typed values for the core.
 
-Decoding bytes into these values (and rejecting bad input) belongs to ``stream.codec``;
+Decoding bytes into these values (and rejecting bad input) belongs to ``telemetry.codec``;
 the core only ever sees validated events.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.cli import build_parser, cmd_worker
+from healthstream.cli import build_parser, cmd_worker
 from stream.settings import ENVIRONMENT, Settings, load_settings
 from stream.topics import topic_configs, topic_layout
 

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from prometheus_client import CollectorRegistry
 
-from stream.broker import _free_port
+from healthstream.dev.broker import _free_port
 from stream.metrics import MetricsServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,12 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import pytest
 
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import FanOutSink, HistoryError, MemorySink, ScoreHistory
 from sinks.history import main_reason
-from stream.replay import replay
-from stream.synthetic import Scenario, generate
 
 SCENARIO = Scenario(accounts=8, days=45, seed=3)
 

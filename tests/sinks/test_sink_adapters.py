@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import (
@@ -24,8 +26,6 @@ from sinks import (
     WebhookSink,
     verify_signature,
 )
-from stream.replay import replay
-from stream.synthetic import Scenario, generate
 
 SECRET = b"adapter-test-key"
 

@@ -3,11 +3,11 @@
 import orjson
 from scenarios import as_lines, silent_account_stream
 
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
-from stream.replay import replay
-from stream.worker import BatchScorer, InputRecord, StrKeyedBytesStore, WriteBehind
+from stream.scorer import BatchScorer, InputRecord, StrKeyedBytesStore, WriteBehind
 from windows.account import Series
 
 PARTITIONS = 3

@@ -6,10 +6,10 @@ import random
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from kafka_io import read_topic
 
 from stream.batches import KeyPartitioner, PartitionBatches
-from stream.broker import create_topics
-from tests.stream.kafka_io import read_topic
+from stream.kafka import create_topics
 
 pytestmark = pytest.mark.integration
 

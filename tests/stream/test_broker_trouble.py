@@ -13,16 +13,16 @@ import pytest
 from kafka_io import fresh_settings, read_until_quiet, records_in_kafka
 from scenarios import as_lines, silent_account_stream
 
+from healthstream.dev.broker import EmbeddedBroker, _free_port
+from healthstream.dev.offsets import committed_input_records, wait_for_commits
+from healthstream.dev.process import WorkerProcess
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.produce import produce_records
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
-from stream.broker import EmbeddedBroker, _free_port
-from stream.offsets import committed_input_records, wait_for_commits
-from stream.process import WorkerProcess
-from stream.produce import produce_records
-from stream.replay import replay
 from stream.settings import Settings
-from stream.synthetic import Scenario, generate
 
 pytestmark = pytest.mark.integration
 

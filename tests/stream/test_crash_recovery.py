@@ -24,17 +24,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka_io import fresh_settings, read_until_quiet, records_in_kafka
 
+from healthstream.dev.offsets import committed_input_records, wait_for_commits
+from healthstream.dev.process import WorkerProcess
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.produce import produce_records
+from healthstream.tools.replay import replay
 from scoring.book import AccountBook
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
 from stream.app import FLUSH_MARK
-from stream.offsets import committed_input_records, wait_for_commits
-from stream.process import WorkerProcess
-from stream.produce import produce_records
-from stream.replay import replay
 from stream.settings import Settings
-from stream.synthetic import Scenario, generate
 from windows.snapshot import decode_state, encode_state
 
 pytestmark = pytest.mark.integration

@@ -18,17 +18,17 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from kafka_io import fresh_settings, read_topic, read_until_quiet, records_in_kafka
 
+from healthstream.dev.offsets import committed_input_records, wait_for_commits
+from healthstream.dev.process import WorkerProcess
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.produce import produce_records, topic_layout
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
 from stream.app import FLUSH_MARK
-from stream.broker import create_topics
-from stream.offsets import committed_input_records, wait_for_commits
-from stream.process import WorkerProcess
-from stream.produce import produce_records, topic_layout
-from stream.replay import replay
+from stream.kafka import create_topics
 from stream.settings import Settings
-from stream.synthetic import Scenario, generate
 from windows.account import Series
 from windows.snapshot import decode_state
 

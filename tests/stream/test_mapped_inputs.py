@@ -20,13 +20,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka_io import fresh_settings, read_outputs, read_until_quiet
 
+from healthstream.dev.process import WorkerProcess
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.produce import produce_records
+from healthstream.tools.replay import replay
 from sinks import MemorySink
-from stream.broker import create_topics
-from stream.process import WorkerProcess
-from stream.produce import produce_records
-from stream.replay import replay
+from stream.kafka import create_topics
 from stream.settings import build_engine, load_settings
-from stream.synthetic import Scenario, generate
 from windows.telemetry import EventType
 
 pytestmark = pytest.mark.integration

@@ -21,6 +21,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from scenarios import as_lines, silent_account_stream
 
+from healthstream.dev.offsets import wait_for_commits
+from healthstream.dev.process import WorkerProcess
+from healthstream.produce import produce_records
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import JsonlFileSink, MemorySink, ScoreHistory, ThreadedSink
@@ -32,12 +36,8 @@ from stream.metrics import (
     WorkerMetrics,
     register_sinks,
 )
-from stream.offsets import wait_for_commits
-from stream.process import WorkerProcess
-from stream.produce import produce_records
-from stream.replay import replay
+from stream.scorer import BatchScorer, InputRecord, StrKeyedBytesStore
 from stream.settings import Settings
-from stream.worker import BatchScorer, InputRecord, StrKeyedBytesStore
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -11,11 +11,11 @@ import random
 import orjson
 import pytest
 
+from healthstream.dev.synthetic import Scenario, generate
 from scoring.book import AccountBook
 from scoring.engine import DuplicateEvent, HealthEngine, ScoringConfig
 from scoring.profile import PROFILES, load_profile
-from stream.codec import event_from_mapping
-from stream.synthetic import Scenario, generate
+from telemetry.codec import event_from_mapping
 from windows.snapshot import decode_state, encode_state
 from windows.telemetry import EventType
 

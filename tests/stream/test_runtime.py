@@ -4,12 +4,12 @@ import gc
 
 import orjson
 
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks.base import MemorySink
-from stream.replay import replay
 from stream.runtime import GC_THRESHOLDS, tune_gc
-from stream.synthetic import Scenario, generate
 
 
 def test_scoring_leaves_no_cycles_for_the_collector_to_find() -> None:

@@ -17,7 +17,7 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from kafka_io import fresh_settings
 
 from stream.app import create_app
-from stream.broker import create_topics
+from stream.kafka import create_topics
 from stream.settings import Settings
 from stream.topics import (
     TopicConfigError,
@@ -201,7 +201,7 @@ def test_produce_creates_the_changelog_compacted(kafka_bootstrap: str, tmp_path:
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args],
+        [sys.executable, "-m", "healthstream.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from scenarios import as_lines
 
+from healthstream.dev.offsets import wait_for_commits
+from healthstream.dev.process import WorkerProcess
+from healthstream.dev.synthetic import Scenario, generate
+from healthstream.produce import produce_records
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
-from stream.offsets import wait_for_commits
-from stream.process import WorkerProcess
-from stream.produce import produce_records
-from stream.replay import replay
 from stream.settings import Settings
-from stream.synthetic import Scenario, generate
 
 pytestmark = pytest.mark.integration
 

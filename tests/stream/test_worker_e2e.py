@@ -8,13 +8,13 @@ import pytest
 from kafka_io import produce_raw, read_outputs, read_topic
 from scenarios import SILENT, as_lines, canonical, silent_account_stream
 
+from healthstream.dev.offsets import wait_for_commits
+from healthstream.dev.process import WorkerProcess
+from healthstream.produce import produce_records
+from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
-from stream.offsets import wait_for_commits
-from stream.process import WorkerProcess
-from stream.produce import produce_records
-from stream.replay import replay
 from stream.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,1 @@
+"""Offline tools over files of events, no broker: replay, explain, backtest, calibrate, reports."""

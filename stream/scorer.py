@@ -1,0 +1,356 @@
+"""Batches of raw input records → the scoring core → outputs, dead letters and state writes.
+
+Nothing here knows about Faust: ``stream.app`` feeds records in and sends what comes out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from scoring.book import AccountBook, AlreadyApplied, Output
+from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
+from telemetry.codec import BadEvent, decode_event
+from telemetry.limits import check_kept_texts
+from windows.snapshot import encode_state
+from windows.telemetry import EventType
+
+log = logging.getLogger(__name__)
+
+#: why a worker forwards a record to another input partition rather than apply it, and
+#: the reasons it dead-letters records for besides the decoder's
+FORWARD_REASONS = ("wrong_key",)
+WORKER_REASONS = ("wrong_key",)
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    partition: int
+    offset: int
+    value: bytes | None
+    timestamp_ms: int = 0
+    key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: InputRecord
+    reason: str
+    message: str
+
+
+@dataclass
+class BatchResult:
+    #: (account id, output event, the record that caused it)
+    outputs: list[tuple[str, Output, InputRecord]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: (account id, the account's partition, the record): records keyed by something other
+    #: than their account, to append again to the account's partition, keyed by it
+    forwards: list[tuple[str, int, InputRecord]] = field(default_factory=list)
+    #: account id → partition, for every account whose state the batch changed
+    touched: dict[str, int] = field(default_factory=dict)
+    #: the newest event time (``ts``, epoch ms) among the batch's events and ticks; -1: none
+    newest_event_ms: int = -1
+
+
+class StrKeyedBytesStore(MutableMapping[str, Any]):
+    """A str-keyed view of a bytes-keyed table store that records each key's partition."""
+
+    def __init__(self, data: dict[bytes, Any], key_partition: dict[bytes, int]) -> None:
+        self.data = data
+        self.key_partition = key_partition
+        #: the snapshot last written to the changelog, per account: what a revoked
+        #: partition's unflushed accounts go back to
+        self.flushed: dict[str, bytes] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key.encode()]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.data.get(key.encode(), default)
+        if isinstance(value, bytes):
+            # a snapshot recovered from the changelog: the state to roll back to
+            self.flushed.setdefault(key, value)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() for k in self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def keys_in_partition(self, partition: int) -> list[str]:
+        return [k.decode() for k, p in self.key_partition.items() if p == partition]
+
+    def note_partition(self, key: str, partition: int) -> None:
+        self.key_partition[key.encode()] = partition
+
+    def persist(self, key: str, partition: int, blob: bytes) -> None:
+        self.flushed[key] = blob
+
+    def trim(self) -> None:
+        """Nothing to do: the in-memory store holds every account of its partitions."""
+
+    def roll_back(self, accounts: Iterable[str]) -> None:
+        """Put accounts back to their last flushed state (absent if never flushed).
+
+        Their unflushed events were never acknowledged, so whoever owns the partition next
+        (perhaps this worker again) reads them again from the last commit."""
+        for account in accounts:
+            blob = self.flushed.get(account)
+            if blob is None:
+                self.data.pop(account.encode(), None)
+                self.key_partition.pop(account.encode(), None)
+            else:
+                self.data[account.encode()] = blob
+
+
+class RocksAccountStates(MutableMapping[str, Any]):
+    """Account states over Faust's RocksDB store, for books larger than memory.
+
+    Live states are kept in an LRU cache of at most ``max_cached`` accounts, trimmed after
+    each flush (a dirty state is never evicted before it is written). A miss reads the
+    account's snapshot from RocksDB. Flushed snapshots are written to the partition's
+    database as well as to the changelog.
+    """
+
+    def __init__(self, store: Any, max_cached: int) -> None:
+        self.store = store
+        self.max_cached = max_cached
+        self.cache: OrderedDict[str, Any] = OrderedDict()
+        self.partition_of: dict[str, int] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        cache = self.cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        blob = self.store._get(key.encode())
+        return default if blob is None else blob
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.cache[key] = value
+        self.cache.move_to_end(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self.cache[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cache)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def keys_in_partition(self, partition: int) -> list[str]:
+        db = self.store._db_for_partition(partition)
+        offset_key = self.store.offset_key
+        stored = {k.decode() for k in self.store._visible_keys(db) if k != offset_key}
+        stored.update(a for a, p in self.partition_of.items() if p == partition)
+        return sorted(stored)
+
+    def note_partition(self, key: str, partition: int) -> None:
+        self.partition_of[key] = partition
+
+    def persist(self, key: str, partition: int, blob: bytes) -> None:
+        self.store._db_for_partition(partition).put(key.encode(), blob)
+        self.store._key_index[key.encode()] = partition
+
+    def trim(self) -> None:
+        while len(self.cache) > self.max_cached:
+            key, _ = self.cache.popitem(last=False)
+            self.partition_of.pop(key, None)
+
+    def roll_back(self, accounts: Iterable[str]) -> None:
+        """Drop accounts from the cache: RocksDB holds their last flushed state."""
+        for account in accounts:
+            self.cache.pop(account, None)
+            self.partition_of.pop(account, None)
+
+
+class BatchScorer:
+    """Applies a batch of records to the account book and says what to write where."""
+
+    def __init__(
+        self,
+        engine: HealthEngine,
+        states: StrKeyedBytesStore | RocksAccountStates,
+        max_future_skew_ms: int | None = None,
+        skip_unknown_types: bool = False,
+        wrong_keys: str | None = None,
+        home_partition: Callable[[str], int] | None = None,
+    ) -> None:
+        """``max_future_skew_ms``: refuse events further ahead of the wall clock (None: none)."""
+        self.book = AccountBook(engine, states)
+        self.max_future_skew_ms = max_future_skew_ms
+        #: count events of types this contract does not know instead of dead-lettering them
+        #: (a producer ahead of the worker's version)
+        self.skip_unknown_types = skip_unknown_types
+        if wrong_keys not in (None, "forward", "dead_letter"):
+            raise ValueError(f"wrong_keys: {wrong_keys!r} (use forward or dead_letter)")
+        if wrong_keys == "forward" and home_partition is None:
+            raise ValueError("wrong_keys: forward needs the account's partition (home_partition)")
+        #: an event whose record's key is not its account_id: None (not checked), "forward"
+        #: it to ``home_partition(account_id)`` unless it is there already, or "dead_letter" it
+        #: (``wrong_key``); else one account would have a state in two partitions
+        self.wrong_keys = wrong_keys
+        self.home_partition = home_partition
+        self.states = states
+        self.counters: Counter[str] = Counter()
+        #: the highest offset applied per input partition: a record at or below it is
+        #: already in the live state (Faust can seek back, e.g. when recovery completes)
+        self.applied: dict[int, int] = {}
+
+    def rewind(self, offsets: dict[int, int]) -> None:
+        """After a roll-back, accept records again from just past these offsets."""
+        self.applied.update(offsets)
+
+    def process(self, records: Iterable[InputRecord]) -> BatchResult:
+        result = BatchResult()
+        touched = result.touched
+        book = self.book
+        applied = self.applied
+        skew = self.max_future_skew_ms
+        now_ms = None if skew is None else int(time.time() * 1000)
+        wrong_keys = self.wrong_keys
+        home_of = self.home_partition
+        for record in records:
+            if record.offset <= applied.get(record.partition, -1):
+                self.counters["already_applied"] += 1
+                continue
+            applied[record.partition] = record.offset
+            try:
+                if record.value is None:
+                    raise BadEvent("empty", "record has no value")
+                if now_ms is None:
+                    event = decode_event(record.value)
+                else:
+                    event = decode_event(record.value, now_ms=now_ms, max_future_skew_ms=skew)
+                check_kept_texts(event)
+            except BadEvent as exc:
+                if exc.reason == "unknown_type" and self.skip_unknown_types:
+                    self.counters["skipped:unknown_type"] += 1
+                    continue
+                result.dead_letters.append(DeadLetter(record, exc.reason, str(exc)))
+                self.counters[f"dead_letter:{exc.reason}"] += 1
+                continue
+            if event.ts_ms > result.newest_event_ms:
+                result.newest_event_ms = event.ts_ms
+            if event.type is EventType.TICK:
+                outputs, advanced = book.tick(
+                    event.ts_ms, self.states.keys_in_partition(record.partition)
+                )
+                for account_id in advanced:
+                    touched[account_id] = record.partition
+                result.outputs.extend((a, o, record) for a, o in outputs)
+                self.counters["ticks"] += 1
+                continue
+            if wrong_keys is not None and record.key != event.account_id.encode():
+                if wrong_keys == "dead_letter":
+                    message = (
+                        f"the record's key {record.key!r:.80} is not its account_id "
+                        f"{event.account_id!r:.80}"
+                    )
+                    result.dead_letters.append(DeadLetter(record, "wrong_key", message))
+                    self.counters["dead_letter:wrong_key"] += 1
+                    continue
+                if home_of is not None:
+                    home = home_of(event.account_id)
+                    if home != record.partition:
+                        result.forwards.append((event.account_id, home, record))
+                        self.counters["forwarded:wrong_key"] += 1
+                        continue
+            try:
+                outputs = book.apply(event, (record.partition, record.offset))
+            except AlreadyApplied:
+                self.counters["already_applied"] += 1
+                continue
+            except DuplicateEvent:
+                self.counters["duplicates"] += 1
+                continue
+            except EventTooOld as exc:
+                result.dead_letters.append(DeadLetter(record, "too_old", str(exc)))
+                self.counters["dead_letter:too_old"] += 1
+                continue
+            except Exception as exc:  # a record must never stop the worker: park it
+                log.exception(
+                    "could not apply the record at %s:%s", record.partition, record.offset
+                )
+                result.dead_letters.append(DeadLetter(record, "unprocessable", repr(exc)))
+                self.counters["dead_letter:unprocessable"] += 1
+                continue
+            if event.account_id not in touched:
+                touched[event.account_id] = record.partition
+                self.states.note_partition(event.account_id, record.partition)
+            self.counters[f"events:{event.type.value}"] += 1
+            for out in outputs:
+                result.outputs.append((event.account_id, out, record))
+        return result
+
+    def snapshot(self, account_id: str) -> bytes:
+        return encode_state(self.book.state(account_id))
+
+
+class WriteBehind:
+    """Which accounts await a changelog snapshot, and which input records await their ack.
+
+    Snapshots are written at most once per account per flush, and a flush comes every
+    ``interval_s`` or when ``max_dirty`` accounts wait, so an account with many events
+    costs one write per flush rather than one per event. Input records are acknowledged
+    only after the flush that covers them, so a commit never gets ahead of the changelog.
+    """
+
+    def __init__(self, interval_s: float, max_dirty: int) -> None:
+        self.interval_s = interval_s
+        self.max_dirty = max_dirty
+        self.dirty: dict[str, int] = {}
+        self.unacked: list[Any] = []
+        self.last_flush = 0.0
+        #: per input partition, the highest offset acknowledged by a flush so far
+        self.flushed_upto: dict[int, int] = {}
+
+    def add(self, touched: dict[str, int], records: Iterable[Any]) -> None:
+        self.dirty.update(touched)
+        self.unacked.extend(records)
+
+    def due(self, now: float) -> bool:
+        if not self.unacked:
+            return False
+        return len(self.dirty) >= self.max_dirty or now - self.last_flush >= self.interval_s
+
+    def take(self, now: float) -> tuple[dict[str, int], list[Any]]:
+        """What to write and then acknowledge; the caller must do both."""
+        dirty, unacked = self.dirty, self.unacked
+        self.dirty, self.unacked = {}, []
+        self.last_flush = now
+        upto = self.flushed_upto
+        for message in unacked:
+            if message.offset > upto.get(message.partition, -1):
+                upto[message.partition] = message.offset
+        return dirty, unacked
+
+    def forget_partitions(self, partitions: set[int]) -> list[str]:
+        """Drop pending work of revoked partitions; returns the accounts it leaves unflushed.
+
+        Those accounts must go back to their last flushed state: their records were not
+        acknowledged, so the partition's next owner reads them again from the last commit.
+        """
+        dropped = [a for a, p in self.dirty.items() if p in partitions]
+        self.dirty = {a: p for a, p in self.dirty.items() if p not in partitions}
+        self.unacked = [m for m in self.unacked if m.partition not in partitions]
+        return dropped

@@ -52,6 +52,26 @@ def test_every_rule_says_how_bad_and_what_to_do() -> None:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
 
 
+def github_anchor(heading: str) -> str:
+    """The fragment a Markdown heading gets on GitHub: lower case, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_rule_links_a_runbook_section_that_exists() -> None:
+    runbook = PROMETHEUS.parents[1] / "docs" / "runbook.md"
+    headings = re.findall(r"^#+ (.+)$", runbook.read_text(), flags=re.MULTILINE)
+    anchors = {github_anchor(heading) for heading in headings}
+    for rule in rules():
+        url = rule["annotations"]["runbook_url"]
+        path, _, fragment = url.partition("#")
+        assert path == "docs/runbook.md", rule["alert"]
+        assert fragment in anchors, f"{rule['alert']}: no section #{fragment} in docs/runbook.md"
+        section = runbook.read_text().split(f"## {rule['alert']}\n", 1)[1].split("\n## ", 1)[0]
+        for part in ("**What it means.**", "**Do.**"):
+            assert part in section or "**Check and do.**" in section, (rule["alert"], part)
+
+
 def test_every_rule_has_a_unit_test_where_it_fires() -> None:
     tests = yaml.safe_load((PROMETHEUS / "alerts.test.yml").read_text())
     assert tests["rule_files"] == ["alerts.yml"]

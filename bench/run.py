@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from healthstream.dev.broker import EmbeddedBroker
 from healthstream.dev.offsets import wait_for_commits
@@ -35,6 +35,7 @@ from healthstream.dev.synthetic import Scenario, generate
 from healthstream.produce import TelemetryProducer
 from healthstream.tools.replay import replay
 from sinks import MemorySink
+from stream import kafka
 from stream.app import FLUSH_MARK
 from stream.runtime import tune_gc
 from stream.settings import Settings, build_engine
@@ -84,12 +85,10 @@ async def produce(settings: Settings, lines: list[bytes]) -> int:
 
 @asynccontextmanager
 async def reading_from_start(
-    bootstrap: str, topic: str, partitions: int
+    settings: Settings, topic: str, partitions: int
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     """A group-less consumer assigned to every partition of ``topic``, at the beginning."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, max_partition_fetch_bytes=4 * 1024 * 1024
-    )
+    consumer = kafka.consumer(settings, max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -100,9 +99,9 @@ async def reading_from_start(
         await consumer.stop()
 
 
-async def raw_loop(bootstrap: str, topic: str, expect: int) -> float:
+async def raw_loop(settings: Settings, topic: str, expect: int) -> float:
     """The limit: consume every record of ``topic`` and decode it with orjson."""
-    async with reading_from_start(bootstrap, topic, PARTITIONS) as (consumer, _):
+    async with reading_from_start(settings, topic, PARTITIONS) as (consumer, _):
         n = 0
         started = time.perf_counter()
         while n < expect:
@@ -114,8 +113,8 @@ async def raw_loop(bootstrap: str, topic: str, expect: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any]:
-    async with reading_from_start(bootstrap, topic, partitions) as (consumer, tps):
+async def topic_records(settings: Settings, topic: str, partitions: int) -> list[Any]:
+    async with reading_from_start(settings, topic, partitions) as (consumer, tps):
         ends = await consumer.end_offsets(tps)
         out: list[Any] = []
         idle = 0
@@ -131,10 +130,10 @@ async def topic_records(bootstrap: str, topic: str, partitions: int) -> list[Any
 
 
 async def produce_changelog(
-    bootstrap: str, topic: str, snapshots: dict[tuple[int, bytes], bytes]
+    settings: Settings, topic: str, snapshots: dict[tuple[int, bytes], bytes]
 ) -> None:
     """Write one snapshot per account, each to its partition, then each partition's mark."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    producer = kafka.producer(settings, linger_ms=20)
     await producer.start()
     try:
         pending = [
@@ -199,7 +198,7 @@ async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[f
     lines = [line for line in workload_small() if not line.startswith(b'{"type":"tick"')][
         : int(rate * seconds)
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+    producer = kafka.producer(settings, linger_ms=0)
     await producer.start()
     try:
         started = time.perf_counter()
@@ -215,7 +214,7 @@ async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[f
     finally:
         await producer.stop()
     await asyncio.sleep(2)
-    outputs = await topic_records(settings.bootstrap_servers, settings.output_topic, PARTITIONS)
+    outputs = await topic_records(settings, settings.output_topic, PARTITIONS)
     latencies = []
     for record in outputs:
         source = dict(record.headers).get("source_timestamp_ms")
@@ -224,7 +223,7 @@ async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[f
     return latencies
 
 
-def latency_at(bootstrap: str, store: str, rate: int, workdir: Path) -> tuple[int, int, int]:
+def latency_at(bootstrap: str, store: str, rate: int, workdir: Path) -> tuple[float, float, int]:
     """A fresh worker fed at ``rate`` events/s for 10 s: p50 and p99 latency (ms) and how
     many score changes they are taken over."""
     run = uuid.uuid4().hex[:6]
@@ -279,7 +278,7 @@ def main() -> int:
         records = asyncio.run(produce(base, lines))
         say(f"  produced {records:,} records in {time.perf_counter() - t:.1f} s")
 
-        raw = [asyncio.run(raw_loop(bootstrap, topic, records)) for _ in range(3)]
+        raw = [asyncio.run(raw_loop(base, topic, records)) for _ in range(3)]
         results["raw_events_per_s"] = statistics.median(raw)
         say(
             f"  (a) raw aiokafka + orjson loop: {results['raw_events_per_s']:,.0f} records/s "
@@ -314,9 +313,9 @@ def main() -> int:
         finally:
             worker.stop()
         changelog = asyncio.run(
-            topic_records(bootstrap, f"{base.app_id}-accounts-changelog", PARTITIONS)
+            topic_records(base, f"{base.app_id}-accounts-changelog", PARTITIONS)
         )
-        outputs = asyncio.run(topic_records(bootstrap, base.output_topic, PARTITIONS))
+        outputs = asyncio.run(topic_records(base, base.output_topic, PARTITIONS))
         # from the first write to the last acknowledged one; the first batch is processed
         # before the first write, so it is left out of the count as well (conservative)
         stamps = [r.timestamp for r in changelog] + [r.timestamp for r in outputs]
@@ -344,7 +343,7 @@ def main() -> int:
         compact = settings_for(bootstrap, compact_run, f"bench-cin-{compact_run}", args.store)
         asyncio.run(create_worker_topics(compact))
         latest = {(r.partition, r.key): r.value for r in changelog if r.value is not None}
-        asyncio.run(produce_changelog(bootstrap, f"{compact.app_id}-accounts-changelog", latest))
+        asyncio.run(produce_changelog(compact, f"{compact.app_id}-accounts-changelog", latest))
         results["recovery_s_100k_accounts_compacted"], _ = time_recovery(compact, workdir / "w2c")
         results["recovery_compacted_records"] = len(latest)
         say(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import os
 import signal
 import sys
@@ -13,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeAlias, TypeVar
 
 import orjson
 
@@ -480,7 +479,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from healthstream.produce import check_lines, parse_lines, produce_records
-    from stream.kafka import await_broker
+    from stream.kafka import await_broker, client_options
 
     settings = _settings(args)
     # a file is read once to check it and once to send it; standard input is kept
@@ -492,7 +491,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
     check_lines(lines(), args.events)
 
     async def produce() -> int:
-        await await_broker(settings.bootstrap_servers, _say, give_up_after=args.broker_wait)
+        await await_broker(
+            settings.bootstrap_servers,
+            _say,
+            give_up_after=args.broker_wait,
+            options=client_options(settings),
+        )
         return await produce_records(settings, parse_lines(lines()))
 
     try:
@@ -508,12 +512,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from stream.app import create_app
-    from stream.kafka import await_broker
+    from stream.kafka import await_broker, client_options
     from stream.topics import check_changelogs, table_changelogs
 
     settings = _settings(args)
     app = create_app(settings)
-    asyncio.run(await_broker(settings.bootstrap_servers, _say, give_up_after=args.broker_wait))
+    waiting = await_broker(
+        settings.bootstrap_servers,
+        _say,
+        give_up_after=args.broker_wait,
+        options=client_options(settings),
+    )
+    asyncio.run(waiting)
     # refused here, before Faust starts: a refusal from inside it comes with a traceback
     asyncio.run(check_changelogs(settings, table_changelogs(app), _say))
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
@@ -642,20 +652,20 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="healthstream",
-        description="Streaming customer-health scores from product telemetry in Kafka.",
-        formatter_class=HelpWithDefaults,
-    )
-    parser.add_argument("--version", action="version", version=f"healthstream {_version()}")
-    sub = parser.add_subparsers(
-        dest="command",
-        required=True,
-        metavar="COMMAND",
-        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=HelpWithDefaults),
-    )
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: its help shows the defaults, like the top level's."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpWithDefaults)
+        super().__init__(*args, **kwargs)
+
+
+#: what ``add_subparsers`` returns: each command adds its parser to it
+_Commands: TypeAlias = "argparse._SubParsersAction[_CommandParser]"
+
+
+def _add_worker(sub: _Commands) -> None:
+    """The `worker` command's arguments."""
     p = sub.add_parser("worker", help=cmd_worker.__doc__, description=cmd_worker.__doc__)
     _add_common(p)
     p.add_argument(
@@ -690,6 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_broker_wait(p, 0.0, "forever")
     p.set_defaults(func=cmd_worker)
 
+
+def _add_replay(sub: _Commands) -> None:
+    """The `replay` command's arguments."""
     p = sub.add_parser("replay", help=cmd_replay.__doc__, description=cmd_replay.__doc__)
     p.add_argument("events", help="JSONL or CSV file of events ('-' for stdin)")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
@@ -703,6 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ordering(p)
     p.set_defaults(func=cmd_replay)
 
+
+def _add_map_check(sub: _Commands) -> None:
+    """The `map-check` command's arguments."""
     p = sub.add_parser("map-check", help=cmd_map_check.__doc__, description=cmd_map_check.__doc__)
     p.add_argument("sample", help="JSONL or CSV file of source records ('-' for stdin)")
     p.add_argument("--config", help="settings file (TOML) with the [[inputs]] to check")
@@ -710,6 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mapping(p)
     p.set_defaults(func=cmd_map_check)
 
+
+def _add_generate(sub: _Commands) -> None:
+    """The `generate` command's arguments."""
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
     p.add_argument("--accounts", type=int, default=300, help="accounts to simulate")
     p.add_argument("--days", type=int, default=120, help="days of telemetry")
@@ -724,6 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_generate)
 
+
+def _add_history_tools(sub: _Commands) -> None:
+    """The `backtest` and `calibrate` commands' arguments: both replay a history to a date."""
     for name, func in (("backtest", cmd_backtest), ("calibrate", cmd_calibrate)):
         p = sub.add_parser(name, help=func.__doc__, description=func.__doc__)
         p.add_argument("--events", required=True, help="JSONL or CSV file of events, in any order")
@@ -768,6 +790,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_ordering(p)
         p.set_defaults(func=func)
 
+
+def _add_explain(sub: _Commands) -> None:
+    """The `explain` command's arguments."""
     p = sub.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
     p.add_argument("account", help="the account id")
     p.add_argument(
@@ -786,12 +811,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ordering(p)
     p.set_defaults(func=cmd_explain)
 
+
+def _add_produce(sub: _Commands) -> None:
+    """The `produce` command's arguments."""
     p = sub.add_parser("produce", help=cmd_produce.__doc__, description=cmd_produce.__doc__)
     p.add_argument("events", help="JSONL file ('-' for stdin)")
     _add_common(p)
     _add_broker_wait(p, 30.0, "30")
     p.set_defaults(func=cmd_produce)
 
+
+def _add_demo(sub: _Commands) -> None:
+    """The `demo` command's arguments."""
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--accounts", type=int, default=300, help="accounts to simulate")
     p.add_argument("--days", type=int, default=120, help="days of telemetry")
@@ -799,6 +830,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="random seed of the scenario")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_serve(sub: _Commands) -> None:
+    """The `serve` command's arguments."""
     p = sub.add_parser("serve", help=cmd_serve.__doc__, description=cmd_serve.__doc__)
     p.add_argument(
         "--history",
@@ -816,6 +850,30 @@ def build_parser() -> argparse.ArgumentParser:
         "(env HEALTHSTREAM_PROFILE; default: the packaged default)",
     )
     p.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="healthstream",
+        description="Streaming customer-health scores from product telemetry in Kafka.",
+        formatter_class=HelpWithDefaults,
+    )
+    parser.add_argument("--version", action="version", version=f"healthstream {_version()}")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=_CommandParser,
+    )
+    _add_worker(sub)
+    _add_replay(sub)
+    _add_map_check(sub)
+    _add_generate(sub)
+    _add_history_tools(sub)
+    _add_explain(sub)
+    _add_produce(sub)
+    _add_demo(sub)
+    _add_serve(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from stream import kafka
 from stream.settings import Settings
 from stream.topics import create_worker_topics
 from stream.topics import topic_layout as topic_layout  # where callers have imported it from
@@ -64,11 +65,7 @@ class TelemetryProducer:
     async def __aenter__(self) -> TelemetryProducer:
         await create_worker_topics(self.settings)
         # made only now: a producer that was never started still warns when collected
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-        )
+        self.producer = kafka.producer(self.settings, linger_ms=5, max_batch_size=256 * 1024)
         try:
             await self.producer.start()
         except BaseException:

@@ -27,6 +27,7 @@ from sinks import AsyncSink, DeliveryFailure
 from stream.batches import KeyPartitioner, PartitionBatches
 from stream.destinations import build_sinks
 from stream.intake import BatchConsumer, BatchTransport
+from stream.kafka import faust_credentials
 from stream.metrics import MetricsServer, WorkerMetrics, register_sinks
 from stream.recovery import BatchTableManager
 from stream.scorer import (
@@ -37,7 +38,7 @@ from stream.scorer import (
     StrKeyedBytesStore,
     WriteBehind,
 )
-from stream.settings import Settings, build_engine, kafka_ssl_context
+from stream.settings import Settings, build_engine
 from stream.web import RecentChanges, add_account_views, with_request_limits
 from telemetry.codec import BadEvent
 from telemetry.limits import dead_letter
@@ -77,23 +78,6 @@ class HealthApp(faust.App):
         await super().on_stop()
         if self.healthstream_metrics_server is not None:
             self.healthstream_metrics_server.stop()
-
-
-def broker_credentials(settings: Settings) -> Any:
-    """Faust's credentials for the settings' Kafka security protocol (None: PLAINTEXT)."""
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = kafka_ssl_context(settings)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    # with an SSL context Faust speaks SASL_SSL, without one SASL_PLAINTEXT
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password,
-        ssl_context=context,
-        mechanism=settings.kafka_sasl_mechanism,
-    )
 
 
 def account_states(table: Any, settings: Settings) -> StrKeyedBytesStore | RocksAccountStates:
@@ -137,7 +121,7 @@ def create_app(settings: Settings) -> HealthApp:
             if settings.web_host
             else {}
         ),
-        broker_credentials=broker_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

@@ -1,26 +1,142 @@
-"""Reaching a Kafka cluster: waiting for it to answer, and creating the project's topics."""
+"""Reaching a Kafka cluster: every client the project makes, waiting for the cluster to
+answer, and creating the project's topics.
+
+Every Kafka client (the worker's, the broker wait, ``produce``, the demo, the bench)
+connects through ``client_options``, so each one honours the same TLS and SASL settings.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
+import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from stream.settings import Settings, SettingsError
+
 log = logging.getLogger(__name__)
+
+#: the keyword arguments of an aiokafka client that say how it connects
+ClientOptions = Mapping[str, Any]
+#: a plaintext connection: what a client gets when no settings are given
+PLAINTEXT: ClientOptions = {"security_protocol": "PLAINTEXT"}
 
 
 class BrokerError(RuntimeError):
     """A broker could not be started or reached."""
 
 
-async def cluster_id(bootstrap: str, timeout: float) -> str:
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of SSL and SASL_SSL connections, from the settings' files; else None."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"kafka_ssl_cafile: {settings.kafka_ssl_cafile}: {exc}") from None
+    if settings.kafka_ssl_certfile:
+        try:
+            context.load_cert_chain(
+                settings.kafka_ssl_certfile,
+                settings.kafka_ssl_keyfile,
+                password=settings.kafka_ssl_key_password or None,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(
+                f"kafka_ssl_certfile, kafka_ssl_keyfile: {settings.kafka_ssl_certfile}, "
+                f"{settings.kafka_ssl_keyfile}: {exc}"
+            ) from None
+    return context
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments for every aiokafka client (producer, consumer, admin)."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            options["sasl_oauth_token_provider"] = token_provider(settings)
+        else:
+            options["sasl_plain_username"] = settings.kafka_sasl_username
+            options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
+def token_provider(settings: Settings) -> AbstractTokenProvider:
+    """The OAUTHBEARER token provider that ``kafka_sasl_oauth_token_provider`` names."""
+    name = settings.kafka_sasl_oauth_token_provider
+    module_name, _, attribute = name.partition(":")
+    where = f"kafka_sasl_oauth_token_provider: {name!r}"
+    if not module_name or not attribute:
+        raise SettingsError(f"{where}: expected module:callable")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise SettingsError(f"{where}: cannot import it: {exc}") from None
+    provider = factory()
+    if not isinstance(provider, AbstractTokenProvider):
+        raise SettingsError(
+            f"{where}: returned {type(provider).__name__}, not an aiokafka AbstractTokenProvider"
+        )
+    return provider
+
+
+def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The same connection as ``client_options``, in the form Faust's app takes."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    # with an SSL context Faust speaks SASL_SSL, without one SASL_PLAINTEXT
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=token_provider(settings), ssl_context=context)
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
+
+
+def admin_client(
+    bootstrap: str, options: ClientOptions = PLAINTEXT, **extra: Any
+) -> AIOKafkaAdminClient:
+    """An admin client of the cluster at ``bootstrap``, connecting as ``options`` say."""
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options, **extra)
+
+
+def producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
+    """A producer to the settings' cluster, connecting as the settings say."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, **client_options(settings), **extra
+    )
+
+
+def consumer(settings: Settings, **extra: Any) -> AIOKafkaConsumer:
+    """A consumer of the settings' cluster, connecting as the settings say."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, **client_options(settings), **extra
+    )
+
+
+async def cluster_id(bootstrap: str, timeout: float, options: ClientOptions = PLAINTEXT) -> str:
     """The cluster id from one metadata request; raises KafkaError, OSError or TimeoutError."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = admin_client(bootstrap, options, request_timeout_ms=int(timeout * 1000))
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
@@ -29,12 +145,15 @@ async def cluster_id(bootstrap: str, timeout: float) -> str:
         await admin.close()
 
 
-async def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> str:
+async def wait_for_broker(
+    bootstrap: str, timeout: float = 30.0, options: ClientOptions = PLAINTEXT
+) -> str:
     """The cluster id, once the broker answers a metadata request; BrokerError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await cluster_id(bootstrap, min(5.0, max(deadline - time.monotonic(), 0.1)))
+            left = min(5.0, max(deadline - time.monotonic(), 0.1))
+            return await cluster_id(bootstrap, left, options)
         except (KafkaError, OSError, TimeoutError) as exc:
             if time.monotonic() >= deadline:
                 raise BrokerError(
@@ -49,6 +168,7 @@ async def await_broker(
     first_delay: float = 1.0,
     longest_delay: float = 30.0,
     give_up_after: float = 0.0,
+    options: ClientOptions = PLAINTEXT,
 ) -> str:
     """Wait for the broker, saying so, with exponential backoff and jitter between tries.
 
@@ -60,13 +180,16 @@ async def await_broker(
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # one line per try from us, not one per refused connect
     try:
-        return await _retry(bootstrap, report, started, delay, longest_delay, give_up_after)
+        return await _retry(
+            bootstrap, options, report, started, delay, longest_delay, give_up_after
+        )
     finally:
         quiet.setLevel(level)
 
 
 async def _retry(
     bootstrap: str,
+    options: ClientOptions,
     report: Callable[[str], None],
     started: float,
     delay: float,
@@ -75,7 +198,7 @@ async def _retry(
 ) -> str:
     while True:
         try:
-            return await cluster_id(bootstrap, 5.0)
+            return await cluster_id(bootstrap, 5.0, options)
         except (KafkaError, OSError, TimeoutError) as exc:
             waited = time.monotonic() - started
             if give_up_after > 0 and waited >= give_up_after:
@@ -92,7 +215,10 @@ async def _retry(
 
 
 async def create_topics(
-    bootstrap: str, topics: dict[str, int], configs: Mapping[str, Mapping[str, str]] | None = None
+    bootstrap: str,
+    topics: dict[str, int],
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    options: ClientOptions = PLAINTEXT,
 ) -> None:
     """Create the missing topics with these partition counts (replication factor 1) and
     topic configs (by topic name, e.g. ``{"cleanup.policy": "compact"}``).
@@ -101,7 +227,7 @@ async def create_topics(
     """
     if bad := {name: count for name, count in topics.items() if count < 1}:
         raise ValueError(f"a topic needs at least one partition: {bad}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap, options)
     await admin.start()
     try:
         # ask for all topics: naming one in a metadata request makes Tansu (and Kafka with

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -39,9 +38,10 @@ ENVIRONMENT = {
     "KAFKA_SSL_CERTFILE": "kafka_ssl_certfile",
     "KAFKA_SSL_KEYFILE": "kafka_ssl_keyfile",
     "KAFKA_SSL_KEY_PASSWORD": "kafka_ssl_key_password",
+    "KAFKA_SASL_OAUTH_TOKEN_PROVIDER": "kafka_sasl_oauth_token_provider",
 }
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
 class SettingsError(ValueError):
@@ -150,9 +150,13 @@ class Settings:
     #: how every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     kafka_security_protocol: str = "PLAINTEXT"
     #: with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, and the user's name and password
+    #: or OAUTHBEARER (Confluent Cloud, MSK IAM), and its token provider
     kafka_sasl_mechanism: str = "PLAIN"
     kafka_sasl_username: str = ""
     kafka_sasl_password: str = field(default="", repr=False)
+    #: with OAUTHBEARER: ``module:callable``, importable by the worker, that returns an
+    #: ``aiokafka.abc.AbstractTokenProvider`` (called once per client)
+    kafka_sasl_oauth_token_provider: str = ""
     #: with SSL or SASL_SSL: the CA bundle brokers are verified against ("": the system's),
     #: and a client certificate and key for brokers that ask for one
     kafka_ssl_cafile: str = ""
@@ -221,6 +225,49 @@ class Settings:
         return _checked_kafka_security(result)
 
 
+def _check_sasl_credentials(settings: Settings, protocol: str, mechanism: str, sasl: bool) -> None:
+    """A user and password for PLAIN and SCRAM, a token provider for OAUTHBEARER, neither
+    without SASL."""
+    oauth = mechanism == "OAUTHBEARER"
+    given = [
+        name
+        for name in (
+            "kafka_sasl_username",
+            "kafka_sasl_password",
+            "kafka_sasl_oauth_token_provider",
+        )
+        if getattr(settings, name)
+    ]
+    if given and not sasl:
+        raise SettingsError(
+            f"{given[0]}: given, but kafka_security_protocol {protocol} does not use it "
+            "(use SASL_PLAINTEXT or SASL_SSL)"
+        )
+    if not sasl:
+        return
+    if oauth and not settings.kafka_sasl_oauth_token_provider:
+        raise SettingsError(
+            "kafka_sasl_oauth_token_provider: required with kafka_sasl_mechanism OAUTHBEARER "
+            "(module:callable returning an aiokafka AbstractTokenProvider; "
+            "env KAFKA_SASL_OAUTH_TOKEN_PROVIDER)"
+        )
+    if oauth and (settings.kafka_sasl_username or settings.kafka_sasl_password):
+        raise SettingsError(
+            "kafka_sasl_username, kafka_sasl_password: not used with OAUTHBEARER (its token "
+            "provider authenticates)"
+        )
+    if not oauth and settings.kafka_sasl_oauth_token_provider:
+        raise SettingsError(
+            f"kafka_sasl_oauth_token_provider: given, but kafka_sasl_mechanism is {mechanism} "
+            "(use OAUTHBEARER)"
+        )
+    if not oauth and not (settings.kafka_sasl_username and settings.kafka_sasl_password):
+        raise SettingsError(
+            f"kafka_sasl_username and kafka_sasl_password: both required with "
+            f"kafka_security_protocol {protocol} (env KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD)"
+        )
+
+
 def _checked_kafka_security(settings: Settings) -> Settings:
     """Protocol and mechanism upper-cased and known; credentials given where they are used.
 
@@ -238,19 +285,7 @@ def _checked_kafka_security(settings: Settings) -> Settings:
             f"(use one of {', '.join(SASL_MECHANISMS)})"
         )
     sasl = protocol.startswith("SASL_")
-    given = [
-        name for name in ("kafka_sasl_username", "kafka_sasl_password") if getattr(settings, name)
-    ]
-    if sasl and len(given) < 2:
-        raise SettingsError(
-            f"kafka_sasl_username and kafka_sasl_password: both required with "
-            f"kafka_security_protocol {protocol} (env KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD)"
-        )
-    if given and not sasl:
-        raise SettingsError(
-            f"{given[0]}: given, but kafka_security_protocol {protocol} does not use it "
-            "(use SASL_PLAINTEXT or SASL_SSL)"
-        )
+    _check_sasl_credentials(settings, protocol, mechanism, sasl)
     tls_files = [
         name
         for name in (
@@ -269,42 +304,6 @@ def _checked_kafka_security(settings: Settings) -> Settings:
     if bool(settings.kafka_ssl_certfile) != bool(settings.kafka_ssl_keyfile):
         raise SettingsError("kafka_ssl_certfile and kafka_ssl_keyfile: give both or neither")
     return replace(settings, kafka_security_protocol=protocol, kafka_sasl_mechanism=mechanism)
-
-
-def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """The TLS context of SSL and SASL_SSL connections, from the settings' files; else None."""
-    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
-        return None
-    try:
-        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise SettingsError(f"kafka_ssl_cafile: {settings.kafka_ssl_cafile}: {exc}") from None
-    if settings.kafka_ssl_certfile:
-        try:
-            context.load_cert_chain(
-                settings.kafka_ssl_certfile,
-                settings.kafka_ssl_keyfile,
-                password=settings.kafka_ssl_key_password or None,
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise SettingsError(
-                f"kafka_ssl_certfile, kafka_ssl_keyfile: {settings.kafka_ssl_certfile}, "
-                f"{settings.kafka_ssl_keyfile}: {exc}"
-            ) from None
-    return context
-
-
-def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """Security keyword arguments for every aiokafka client (producer, consumer, admin)."""
-    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
-    context = kafka_ssl_context(settings)
-    if context is not None:
-        options["ssl_context"] = context
-    if settings.kafka_security_protocol.startswith("SASL_"):
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = settings.kafka_sasl_password
-    return options
 
 
 def load_settings(

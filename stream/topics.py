@@ -13,12 +13,11 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
-from stream.kafka import create_topics
-from stream.settings import Settings, kafka_client_options
+from stream.kafka import admin_client, client_options, create_topics
+from stream.settings import Settings
 
 DAY_MS = 24 * 60 * 60 * 1000
 #: the worker's tables (``app.Table(name)`` in ``stream.app``)
@@ -63,7 +62,12 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
 
 async def create_worker_topics(settings: Settings) -> None:
     """Create the missing topics of ``topic_layout`` with their configs."""
-    await create_topics(settings.bootstrap_servers, topic_layout(settings), topic_configs(settings))
+    await create_topics(
+        settings.bootstrap_servers,
+        topic_layout(settings),
+        topic_configs(settings),
+        client_options(settings),
+    )
 
 
 def table_changelogs(app: Any) -> list[str]:
@@ -120,9 +124,7 @@ async def check_changelogs(
     """Refuse to start on a changelog that is not compacted (TopicConfigError); a changelog
     that does not exist yet is fine: Faust creates it compacted. When the configs cannot be
     read (an ACL without DescribeConfigs, say), say so and go on."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, **kafka_client_options(settings)
-    )
+    admin = admin_client(settings.bootstrap_servers, client_options(settings))
     try:
         async with asyncio.timeout(30):
             await admin.start()

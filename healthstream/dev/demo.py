@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from healthstream.dev.broker import EmbeddedBroker
 from healthstream.dev.offsets import wait_for_commits
 from healthstream.dev.process import WorkerProcess
 from healthstream.dev.synthetic import Scenario, generate, trajectory_of
 from healthstream.produce import TelemetryProducer
+from stream import kafka
 from stream.settings import Settings
 from stream.topics import create_worker_topics
 
@@ -126,11 +127,7 @@ def render_report(board: ScoreBoard, scenario: Scenario, per_zone: int = 6) -> s
 
 
 async def _consume_outputs(settings: Settings, board: ScoreBoard, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=100,
-    )
+    consumer = kafka.consumer(settings, enable_auto_commit=False, fetch_max_wait_ms=100)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.output_topic, p) for p in range(settings.partitions)]

@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from stream import kafka
 from stream.settings import Settings
 
 
 async def committed_input_records(settings: Settings) -> int:
     """The sum over input partitions of the group's committed offsets."""
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
+    probe = kafka.consumer(settings, group_id=settings.app_id, enable_auto_commit=False)
     await probe.start()
     try:
         tps = [TopicPartition(settings.input_topic, p) for p in range(settings.partitions)]

@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.auth import SASLCredentials, SSLCredentials
+from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from stream.app import broker_credentials, create_app
-from stream.settings import (
-    ENVIRONMENT,
-    Settings,
-    SettingsError,
-    kafka_client_options,
-    load_settings,
-)
+from stream.app import create_app
+from stream.kafka import client_options, faust_credentials, token_provider
+from stream.settings import ENVIRONMENT, Settings, SettingsError, load_settings
 
 PASSWORD = "pw-Zq81-never-shown"
 KEY_PASSWORD = "key-pw-Rt55-never-shown"
@@ -83,6 +79,7 @@ def test_every_security_setting_has_its_environment_variable() -> None:
         "kafka_ssl_certfile",
         "kafka_ssl_keyfile",
         "kafka_ssl_key_password",
+        "kafka_sasl_oauth_token_provider",
     }
     assert names <= set(ENVIRONMENT.values())
     assert all(var.startswith("KAFKA_") for var, name in ENVIRONMENT.items() if name in names)
@@ -98,7 +95,7 @@ def test_environment_reaches_aiokafka_and_faust_and_secrets_stay_hidden(
         assert PASSWORD not in shown and KEY_PASSWORD not in shown
         assert "scorer" in shown  # the user name is no secret
 
-    options = kafka_client_options(settings)
+    options = client_options(settings)
     context = options.pop("ssl_context")
     assert options == {
         "security_protocol": "SASL_SSL",
@@ -111,7 +108,7 @@ def test_environment_reaches_aiokafka_and_faust_and_secrets_stay_hidden(
     subjects = [dict(x[0] for x in ca["subject"]) for ca in context.get_ca_certs()]
     assert {"commonName": "kafka.healthstream.test"} in subjects
 
-    credentials = broker_credentials(settings)
+    credentials = faust_credentials(settings)
     assert isinstance(credentials, SASLCredentials)
     assert PASSWORD not in repr(credentials)
     faust_auth = dict(credentials_to_aiokafka_auth(credentials))
@@ -120,7 +117,7 @@ def test_environment_reaches_aiokafka_and_faust_and_secrets_stay_hidden(
 
     async def build_clients() -> None:
         # aiokafka checks protocol, mechanism, credentials and context as a client is made
-        full = kafka_client_options(settings)
+        full = client_options(settings)
         producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", **full)
         consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", **full)
         admin = AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:9", **full)
@@ -138,12 +135,12 @@ def test_ssl_alone_gives_faust_an_ssl_context(tls_files: dict[str, Path]) -> Non
     settings = load_settings(
         environ={"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": str(tls_files["cert"])}
     )
-    credentials = broker_credentials(settings)
+    credentials = faust_credentials(settings)
     assert isinstance(credentials, SSLCredentials)
     assert credentials_to_aiokafka_auth(credentials)["security_protocol"] == "SSL"
-    assert set(kafka_client_options(settings)) == {"security_protocol", "ssl_context"}
-    assert broker_credentials(Settings()) is None
-    assert kafka_client_options(Settings()) == {"security_protocol": "PLAINTEXT"}
+    assert set(client_options(settings)) == {"security_protocol", "ssl_context"}
+    assert faust_credentials(Settings()) is None
+    assert client_options(Settings()) == {"security_protocol": "PLAINTEXT"}
 
 
 def test_a_user_in_the_file_and_the_password_in_the_environment(tmp_path: Path) -> None:
@@ -153,10 +150,10 @@ def test_a_user_in_the_file_and_the_password_in_the_environment(tmp_path: Path) 
         'kafka_sasl_mechanism = "SCRAM-SHA-256"\nkafka_sasl_username = "scorer"\n'
     )
     settings = load_settings(config, environ={"KAFKA_SASL_PASSWORD": PASSWORD})
-    options = kafka_client_options(settings)
+    options = client_options(settings)
     assert options["sasl_plain_password"] == PASSWORD
     assert options["security_protocol"] == "SASL_PLAINTEXT" and "ssl_context" not in options
-    credentials = broker_credentials(settings)
+    credentials = faust_credentials(settings)
     assert credentials_to_aiokafka_auth(credentials)["security_protocol"] == "SASL_PLAINTEXT"
 
 
@@ -196,7 +193,7 @@ def test_unreadable_tls_files_name_the_setting_never_the_key_password(
         environ={"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": str(tmp_path / "no.pem")}
     )
     with pytest.raises(SettingsError, match="kafka_ssl_cafile: .*no.pem"):
-        kafka_client_options(missing)
+        client_options(missing)
     wrong = load_settings(
         environ={
             **sasl_ssl_environment(tls_files),
@@ -204,7 +201,7 @@ def test_unreadable_tls_files_name_the_setting_never_the_key_password(
         }
     )
     with pytest.raises(SettingsError, match="kafka_ssl_certfile, kafka_ssl_keyfile") as caught:
-        broker_credentials(wrong)
+        faust_credentials(wrong)
     assert "not-the-key-password" not in str(caught.value)
 
 
@@ -217,3 +214,91 @@ def test_the_worker_app_connects_with_the_credentials(tls_files: dict[str, Path]
     assert isinstance(credentials, SASLCredentials)
     assert credentials_to_aiokafka_auth(credentials)["sasl_mechanism"] == "SCRAM-SHA-512"
     assert PASSWORD not in repr(app.conf.broker_credentials)
+
+
+class StaticToken(AbstractTokenProvider):
+    """A token provider for tests: always the same token."""
+
+    async def token(self) -> str:
+        return "token-Xy12-never-shown"
+
+
+def oauth_environment(provider: str) -> dict[str, str]:
+    return {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": "oauthbearer",
+        "KAFKA_SASL_OAUTH_TOKEN_PROVIDER": provider,
+    }
+
+
+def test_oauthbearer_takes_its_token_provider_from_the_hook_for_every_client() -> None:
+    settings = load_settings(environ=oauth_environment(f"{__name__}:StaticToken"))
+    assert settings.kafka_sasl_mechanism == "OAUTHBEARER"
+    options = client_options(settings)
+    provider = options.pop("sasl_oauth_token_provider")
+    assert isinstance(provider, StaticToken)
+    assert options == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER"}
+    credentials = faust_credentials(settings)
+    assert isinstance(credentials, OAuthCredentials)
+    faust_auth = dict(credentials_to_aiokafka_auth(credentials))
+    assert isinstance(faust_auth.pop("sasl_oauth_token_provider"), StaticToken)
+    assert faust_auth == {**options, "ssl_context": None}
+
+    async def build_clients() -> None:
+        # aiokafka refuses OAUTHBEARER without a provider as the client is made
+        full = client_options(settings)
+        await AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", **full).stop()
+        await AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:9", **full).close()
+
+    asyncio.run(build_clients())
+
+
+@pytest.mark.parametrize(
+    ("provider", "named"),
+    [
+        ("no_colon_here", "expected module:callable"),
+        ("no.such.module:make", "cannot import it"),
+        (f"{__name__}:no_such_name", "cannot import it"),
+        ("builtins:object", "not an aiokafka AbstractTokenProvider"),
+    ],
+)
+def test_a_token_provider_that_cannot_be_used_is_named(provider: str, named: str) -> None:
+    settings = load_settings(environ=oauth_environment(provider))
+    with pytest.raises(SettingsError, match="kafka_sasl_oauth_token_provider") as caught:
+        token_provider(settings)
+    assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER"},
+            "kafka_sasl_oauth_token_provider: required",
+        ),
+        (
+            {**oauth_environment(f"{__name__}:StaticToken"), "KAFKA_SASL_USERNAME": "scorer"},
+            "not used with OAUTHBEARER",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_USERNAME": "scorer",
+                "KAFKA_SASL_PASSWORD": PASSWORD,
+                "KAFKA_SASL_OAUTH_TOKEN_PROVIDER": f"{__name__}:StaticToken",
+            },
+            "kafka_sasl_oauth_token_provider: given, but kafka_sasl_mechanism is PLAIN",
+        ),
+        (
+            {"KAFKA_SASL_OAUTH_TOKEN_PROVIDER": f"{__name__}:StaticToken"},
+            "kafka_sasl_oauth_token_provider: given, but kafka_security_protocol PLAINTEXT",
+        ),
+    ],
+)
+def test_oauthbearer_settings_that_do_not_fit_are_refused(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ=environ)
+    assert named in str(caught.value)
+    assert PASSWORD not in str(caught.value)

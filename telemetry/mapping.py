@@ -129,6 +129,63 @@ class EventRule:
     fields: Mapping[str, Source] = field(default_factory=dict)
 
 
+_KNOWN_KEYS = frozenset(
+    {
+        "topic",
+        "preset",
+        "fields",
+        "events",
+        "unknown_events",
+        "account_trait",
+        "account_extension",
+        "traits",
+    }
+)
+
+
+def _check_keys(table: Mapping[str, Any], where: str) -> None:
+    for key in table:
+        if key not in _KNOWN_KEYS:
+            raise MappingError(
+                f"{where}: {key}: unknown key (known: {', '.join(sorted(_KNOWN_KEYS))})"
+            )
+
+
+def _preset_options(table: Mapping[str, Any], preset: str, where: str) -> Mapping[str, str]:
+    """Check the keys only some presets take; return the Segment traits named for facts."""
+    for key in ("account_trait", "account_extension"):
+        if not isinstance(table.get(key, ""), str):
+            raise MappingError(f"{where}: {key}: expected a string")
+    if "account_trait" in table and preset != "segment":
+        raise MappingError(f"{where}: account_trait: only for preset = 'segment'")
+    if "account_extension" in table and preset != "cloudevents":
+        raise MappingError(f"{where}: account_extension: only for preset = 'cloudevents'")
+    traits = table.get("traits", {})
+    if not isinstance(traits, Mapping) or any(
+        k not in FACT_TRAITS or not isinstance(v, str) or not v for k, v in traits.items()
+    ):
+        raise MappingError(
+            f'{where}: traits: expected FACT = "trait name" for facts among '
+            f"{', '.join(FACT_TRAITS)}"
+        )
+    if traits and preset != "segment":
+        raise MappingError(f"{where}: traits: only for preset = 'segment'")
+    return traits
+
+
+def _events(table: Mapping[str, Any], preset: str, where: str) -> dict[str, Any] | None:
+    """The event-name rules: Segment's defaults under what the table gives, or None."""
+    events = None
+    if "events" in table or preset == "segment":
+        raw_events = dict(_SEGMENT_EVENTS) if preset == "segment" else {}
+        given = table.get("events", {})
+        if not isinstance(given, Mapping):
+            raise MappingError(f"{where}: events: expected a table of NAME = TYPE")
+        raw_events.update(given)
+        events = _rules(raw_events, f"{where}: events")
+    return events
+
+
 @dataclass(frozen=True)
 class InputMapping:
     """How records of one source (a topic or a file) become contract events."""
@@ -179,21 +236,7 @@ class InputMapping:
         """The configuration form: a TOML table (see ``docs/inputs.md``).
 
         ``where`` prefixes every error, for example ``inputs[segment-events]``."""
-        known = {
-            "topic",
-            "preset",
-            "fields",
-            "events",
-            "unknown_events",
-            "account_trait",
-            "account_extension",
-            "traits",
-        }
-        for key in table:
-            if key not in known:
-                raise MappingError(
-                    f"{where}: {key}: unknown key (known: {', '.join(sorted(known))})"
-                )
+        _check_keys(table, where)
         preset = table.get("preset", "fields" if "fields" in table else "contract")
         if preset not in PRESETS:
             raise MappingError(f"{where}: preset: {preset!r} (use one of {', '.join(PRESETS)})")
@@ -215,31 +258,8 @@ class InputMapping:
                     raise MappingError(
                         f"{where}: fields.{required}: required (a path, a column or const:VALUE)"
                     )
-        for key in ("account_trait", "account_extension"):
-            if not isinstance(table.get(key, ""), str):
-                raise MappingError(f"{where}: {key}: expected a string")
-        if "account_trait" in table and preset != "segment":
-            raise MappingError(f"{where}: account_trait: only for preset = 'segment'")
-        if "account_extension" in table and preset != "cloudevents":
-            raise MappingError(f"{where}: account_extension: only for preset = 'cloudevents'")
-        traits = table.get("traits", {})
-        if not isinstance(traits, Mapping) or any(
-            k not in FACT_TRAITS or not isinstance(v, str) or not v for k, v in traits.items()
-        ):
-            raise MappingError(
-                f'{where}: traits: expected FACT = "trait name" for facts among '
-                f"{', '.join(FACT_TRAITS)}"
-            )
-        if traits and preset != "segment":
-            raise MappingError(f"{where}: traits: only for preset = 'segment'")
-        events = None
-        if "events" in table or preset == "segment":
-            raw_events = dict(_SEGMENT_EVENTS) if preset == "segment" else {}
-            given = table.get("events", {})
-            if not isinstance(given, Mapping):
-                raise MappingError(f"{where}: events: expected a table of NAME = TYPE")
-            raw_events.update(given)
-            events = _rules(raw_events, f"{where}: events")
+        traits = _preset_options(table, preset, where)
+        events = _events(table, preset, where)
         _check_amount_types(fields_, events, where)
         fields_ = {**_PRESET_FIELDS.get(preset, {}), **fields_}
         trait, extension = table.get("account_trait", ""), table.get("account_extension", "")

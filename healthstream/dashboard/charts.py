@@ -8,6 +8,7 @@ time than the one before it, so the x of each step is the latest time seen so fa
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from healthstream.dashboard.book import ZONE_LABELS, ScorePoint
@@ -94,6 +95,128 @@ def sparkline(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Where the score chart's plot sits in its SVG, and its time span."""
+
+    start: datetime
+    end: datetime
+    width: int
+    height: int
+    left: float = 36.0
+    right: float = 8.0
+    top: float = 14.0
+    bottom: float = 24.0
+
+    @property
+    def span(self) -> float:
+        return max((self.end - self.start).total_seconds(), 1.0)
+
+    @property
+    def plot_w(self) -> float:
+        return self.width - self.left - self.right
+
+    @property
+    def plot_h(self) -> float:
+        return self.height - self.top - self.bottom
+
+    def y(self, score: float) -> float:
+        return self.top + self.plot_h * (1 - max(0.0, min(score, 100.0)) / 100)
+
+
+def _band_rects(frame: _Frame, bands: tuple[float, float]) -> Markup:
+    at_risk, healthy = bands
+    y = frame.y
+    return join(
+        render(
+            '<rect class="band band-{zone}" x="{x}" y="{y}" width="{w}" height="{h}">'
+            "<title>{label}: {low} to {high}</title></rect>"
+            '<text class="band-label" x="{tx}" y="{ty}">{label}</text>',
+            zone=zone,
+            x=f"{frame.left:.1f}",
+            y=f"{y(high):.1f}",
+            w=f"{frame.plot_w:.1f}",
+            h=f"{y(low) - y(high):.1f}",
+            label=ZONE_LABELS[zone],
+            low=f"{low:g}",
+            high=f"{high:g}",
+            tx=f"{frame.left + 4:.1f}",
+            ty=f"{y(high) + 11:.1f}",
+        )
+        for zone, low, high in (
+            ("healthy", healthy, 100.0),
+            ("at_risk", at_risk, healthy),
+            ("critical", 0.0, at_risk),
+        )
+        if high > low
+    )
+
+
+def _ticks(frame: _Frame, bands: tuple[float, float]) -> tuple[Markup, Markup]:
+    """The score axis' labels (0, the band edges, 100) and three dates along the time axis."""
+    y_ticks = join(
+        render(
+            '<text class="tick" x="{x}" y="{y}">{v}</text>',
+            x=f"{frame.left - 6:.1f}",
+            y=f"{frame.y(v) + 4:.1f}",
+            v=f"{v:g}",
+        )
+        for v in sorted({0.0, *bands, 100.0})
+    )
+    x_ticks = join(
+        render(
+            '<text class="tick tick-x-{anchor}" x="{x}" y="{y}">{label}</text>',
+            anchor=anchor,
+            x=f"{frame.left + frame.plot_w * f:.1f}",
+            y=f"{frame.height - 6:.1f}",
+            label=(frame.start + (frame.end - frame.start) * f).strftime("%Y-%m-%d"),
+        )
+        for f, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end"))
+    )
+    return y_ticks, x_ticks
+
+
+def _dots(frame: _Frame, points: Sequence[ScorePoint], steps: list[tuple[float, int]]) -> Markup:
+    """A dot with its time and score per point, left out above 400 points."""
+    if len(points) > 400:
+        return Markup("")
+    return Markup(
+        join(
+            render(
+                '<circle class="dot" cx="{x}" cy="{y}" r="3"><title>{label}</title></circle>',
+                x=f"{frame.left + frame.plot_w * t / frame.span:.1f}",
+                y=f"{frame.y(score):.1f}",
+                label=f"{p.time[:16].replace('T', ' ')}: {score}"
+                + (f" ({ZONE_LABELS.get(p.zone, p.zone)})" if p.zone else ""),
+            )
+            for (t, score), p in zip(steps, [p for p in points if parse(p.time)], strict=True)
+        )
+    )
+
+
+def _alert_marks(frame: _Frame, alerts: Sequence[tuple[str, str]]) -> Markup:
+    marks = []
+    for when, label in alerts:
+        t = parse(when)
+        if t is None:
+            continue
+        seconds = min(max((t - frame.start).total_seconds(), 0.0), frame.span)
+        x = frame.left + frame.plot_w * seconds / frame.span
+        marks.append(
+            render(
+                '<path class="alert-mark" d="M{x0},{y0}L{x1},{y0}L{x},{y1}Z">'
+                "<title>alert: {label}</title></path>",
+                x0=f"{x - 5:.1f}",
+                x1=f"{x + 5:.1f}",
+                x=f"{x:.1f}",
+                y0=f"{frame.top - 12:.1f}",
+                y1=f"{frame.top - 3:.1f}",
+                label=label,
+            )
+        )
+    return join(marks)
+
+
 def score_chart(
     points: Sequence[ScorePoint],
     end: datetime | None,
@@ -109,87 +232,9 @@ def score_chart(
         return render('<p class="muted">No score in the history yet.</p>')
     start = min(times)
     end = max([*times, *([end] if end is not None else [])])
-    span = max((end - start).total_seconds(), 1.0)
-    left, right, top, bottom = 36.0, 8.0, 14.0, 24.0
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def y(score: float) -> float:
-        return top + plot_h * (1 - max(0.0, min(score, 100.0)) / 100)
-
-    at_risk, healthy = bands
-    band_rects = join(
-        render(
-            '<rect class="band band-{zone}" x="{x}" y="{y}" width="{w}" height="{h}">'
-            "<title>{label}: {low} to {high}</title></rect>"
-            '<text class="band-label" x="{tx}" y="{ty}">{label}</text>',
-            zone=zone,
-            x=f"{left:.1f}",
-            y=f"{y(high):.1f}",
-            w=f"{plot_w:.1f}",
-            h=f"{y(low) - y(high):.1f}",
-            label=ZONE_LABELS[zone],
-            low=f"{low:g}",
-            high=f"{high:g}",
-            tx=f"{left + 4:.1f}",
-            ty=f"{y(high) + 11:.1f}",
-        )
-        for zone, low, high in (
-            ("healthy", healthy, 100.0),
-            ("at_risk", at_risk, healthy),
-            ("critical", 0.0, at_risk),
-        )
-        if high > low
-    )
-    y_ticks = join(
-        render(
-            '<text class="tick" x="{x}" y="{y}">{v}</text>',
-            x=f"{left - 6:.1f}",
-            y=f"{y(v) + 4:.1f}",
-            v=f"{v:g}",
-        )
-        for v in sorted({0.0, at_risk, healthy, 100.0})
-    )
-    x_ticks = join(
-        render(
-            '<text class="tick tick-x-{anchor}" x="{x}" y="{y}">{label}</text>',
-            anchor=anchor,
-            x=f"{left + plot_w * f:.1f}",
-            y=f"{height - 6:.1f}",
-            label=(start + (end - start) * f).strftime("%Y-%m-%d"),
-        )
-        for f, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end"))
-    )
+    frame = _Frame(start, end, width, height)
+    y_ticks, x_ticks = _ticks(frame, bands)
     steps = _steps([(p.time, p.score) for p in points], start, end)
-    dots = ""
-    if len(points) <= 400:
-        dots = join(
-            render(
-                '<circle class="dot" cx="{x}" cy="{y}" r="3"><title>{label}</title></circle>',
-                x=f"{left + plot_w * t / span:.1f}",
-                y=f"{y(score):.1f}",
-                label=f"{p.time[:16].replace('T', ' ')}: {score}"
-                + (f" ({ZONE_LABELS.get(p.zone, p.zone)})" if p.zone else ""),
-            )
-            for (t, score), p in zip(steps, [p for p in points if parse(p.time)], strict=True)
-        )
-    marks = []
-    for when, label in alerts:
-        t = parse(when)
-        if t is None:
-            continue
-        x = left + plot_w * min(max((t - start).total_seconds(), 0.0), span) / span
-        marks.append(
-            render(
-                '<path class="alert-mark" d="M{x0},{y0}L{x1},{y0}L{x},{y1}Z">'
-                "<title>alert: {label}</title></path>",
-                x0=f"{x - 5:.1f}",
-                x1=f"{x + 5:.1f}",
-                x=f"{x:.1f}",
-                y0=f"{top - 12:.1f}",
-                y1=f"{top - 3:.1f}",
-                label=label,
-            )
-        )
     last = steps[-1][1] if steps else None
     summary = (
         f"score from {start:%Y-%m-%d} to {end:%Y-%m-%d}: "
@@ -203,10 +248,10 @@ def score_chart(
         w=width,
         h=height,
         summary=summary,
-        bands=band_rects,
+        bands=_band_rects(frame, bands),
         yt=y_ticks,
         xt=x_ticks,
-        d=_path(steps, span, left, plot_w, y),
-        dots=Markup(dots),
-        marks=join(marks),
+        d=_path(steps, frame.span, frame.left, frame.plot_w, frame.y),
+        dots=_dots(frame, points, steps),
+        marks=_alert_marks(frame, alerts),
     )

@@ -285,7 +285,6 @@ class _Account:
         self.trajectory: Trajectory = _pick(r(), scenario.shares)
         t = self.trajectory
         api = t is _API_DRIVEN
-        days = scenario.days
         seg: _Segment = _pick(r(), _SEGMENT_SHARES)
         self.id = scenario.account_id(index)
         self.segment = seg.name
@@ -303,10 +302,19 @@ class _Account:
         self.meeting_offset = _int(r, 1, 3) + 7 * int(r() * (seg.meeting_every // 7))
         self.nps_offset = int(r() * 90)
         self.bill_dom = _int(r, 1, 28)
+        self._draw_usage(r, api)
+        self._draw_course(r, scenario)
+        self._draw_contract(r)
+        self.counter = 0
+        self.tickets = 0
+        # constant levels (but for a dip; a silent account is simply not called any more)
+        self.flat = t is _STABLE or t is _GOES_SILENT or api
 
+    def _draw_usage(self, r: Callable[[], float], api: bool) -> None:
+        """How much the account uses the product: sessions, features, API, integrations."""
         self.login_p = _between(r, 0.02, 0.05) if api else _between(r, 0.2, 0.4)
         sessions = _between(r, 1.5, 3.0) if api else _between(r, 0.5, 1.0)
-        self.sessions = sessions * (1 + users / 8)
+        self.sessions = sessions * (1 + self.users / 8)
         self.actions = _between(r, 2.0, 8.0)  # value actions per session
         order = list(_API_FEATURES if api else FEATURES)
         for f in range(len(order) - 1):  # mostly in order of popularity
@@ -328,6 +336,10 @@ class _Account:
         self.slack = _between(r, 0.6, 1.2) if r() < 0.65 else 0.0
         self.jira = _between(r, 0.2, 0.4) if (r() < 0.5 or api) else 0.0
 
+    def _draw_course(self, r: Callable[[], float], scenario: Scenario) -> None:
+        """When and how the account's trajectory turns: decline, silence, recovery, dips."""
+        t = self.trajectory
+        days = scenario.days
         self.first_day = 0
         self.turn = _NEVER
         self.decline_days = 1
@@ -373,7 +385,9 @@ class _Account:
             self.dip_start = _int(r, int(days * 0.3), int(days * 0.6))  # a week-long dip
             self.dip_end = self.dip_start + _int(r, 4, 9)
 
-        # contract_start and renewal as day offsets from the scenario's start
+    def _draw_contract(self, r: Callable[[], float]) -> None:
+        """Contract start and renewal, as day offsets from the scenario's start."""
+        t = self.trajectory
         if self.first_day:
             self.contract_start = self.first_day
             self.renewal = self.first_day + 365
@@ -385,10 +399,6 @@ class _Account:
             age = _int(r, 30, 1000)
             self.contract_start = -age
             self.renewal = -age + 365 * ((age + 14) // 365 + 1)
-        self.counter = 0
-        self.tickets = 0
-        # constant levels (but for a dip; a silent account is simply not called any more)
-        self.flat = t is _STABLE or t is _GOES_SILENT or api
 
     # -- levels ---------------------------------------------------------------------------
 
@@ -445,6 +455,19 @@ _Compact = tuple[int, str, int, str, float, "int | None", "dict[str, Any] | None
 _Pending = tuple[_Account, str, float, "int | None", "dict[str, Any] | None"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Day:
+    """One account's day: its levels and who is still active."""
+
+    d: int
+    weekend: bool
+    usage: float
+    health: float
+    breadth: float
+    skip: int
+    active: int
+
+
 class _Days:
     """Draws each day's events for every account, from one generator shared in account order."""
 
@@ -497,43 +520,66 @@ class _Days:
         out: list[_Compact],
     ) -> None:
         """Append account ``a``'s events of day ``d`` to ``out`` (unsorted)."""
+        if a.flat and not a.dip_start <= d < a.dip_end:
+            usage = health = breadth = 1.0
+        else:
+            usage, health, breadth = a.levels(d, self.days)
+        # users still active; a departed champion (u0) no longer shows up
+        skip = 1 if d >= a.turn and a.trajectory is _CHAMPION_LOSS else 0
+        if breadth >= 1.0:
+            active = a.users - skip
+        else:
+            active = max(1, math.ceil((a.users - skip) * breadth))
+        day = _Day(d, weekend, usage, health, breadth, skip, active)
+        self._opening(a, day, out)
+        self._product_usage(a, day, out)
+        self._support(a, day, out)
+        self._commercial(a, day, dom, out)
+        self._engagement(a, day, day_no, out)
+
+    def _event(
+        self,
+        a: _Account,
+        out: list[_Compact],
+        etype: str,
+        value: float,
+        user: int | None,
+        attrs: dict[str, Any] | None,
+    ) -> None:
+        """A rarer event of ``a``, at a random time of the day."""
+        a.counter += 1
+        out.append(
+            (_OPEN_MS + int(self.rand() * _HOURS_MS), a.id, a.counter, etype, value, user, attrs)
+        )
+
+    def _opening(self, a: _Account, day: _Day, out: list[_Compact]) -> None:
+        """The facts that open the account's history; the champion leaving or coming back."""
+        d = day.d
+        if d == a.first_day:
+            n = a.counter
+            out.append((_OPEN_MS, a.id, n + 1, "account_facts", 1, None, a.facts(self.start)))
+            assigned = {"status": "assigned"}
+            out.append((_OPEN_MS + 1, a.id, n + 2, "champion_changed", 1, 0, assigned))
+            a.counter = n + 2
+        if day.skip and d == a.turn:
+            self._event(a, out, "champion_changed", 1, None, {"status": "departed"})
+        elif d == a.recover_day:
+            self._event(a, out, "champion_changed", 1, 1, {"status": "assigned"})
+
+    def _product_usage(self, a: _Account, day: _Day, out: list[_Compact]) -> None:
+        """The day's logins, value actions, features, API calls and integration activity."""
         rand = self.rand
         k = self.k
         hours_ms = _HOURS_MS
         aid = a.id
         n = a.counter
         trajectory = a.trajectory
-        if a.flat and not a.dip_start <= d < a.dip_end:
-            usage = health = breadth = 1.0
-        else:
-            usage, health, breadth = a.levels(d, self.days)
+        weekend, usage, health, breadth = day.weekend, day.usage, day.health, day.breadth
+        skip, active = day.skip, day.active
         activity = usage * (_WEEKEND if weekend else 1.0) * k
-        # users still active; a departed champion (u0) no longer shows up
-        skip = 1 if d >= a.turn and trajectory is _CHAMPION_LOSS else 0
-        if breadth >= 1.0:
-            active = a.users - skip
-        else:
-            active = max(1, math.ceil((a.users - skip) * breadth))
         base = _OPEN_MS
         api = trajectory is _API_DRIVEN
         append = out.append
-
-        def event(etype: str, value: float, user: int | None, attrs: dict[str, Any] | None) -> None:
-            """A rarer event, at a random time of the day."""
-            nonlocal n
-            n += 1
-            append((base + int(rand() * hours_ms), aid, n, etype, value, user, attrs))
-
-        if d == a.first_day:  # the facts open the account's history
-            append((base, aid, n + 1, "account_facts", 1, None, a.facts(self.start)))
-            assigned = {"status": "assigned"}
-            append((base + 1, aid, n + 2, "champion_changed", 1, 0, assigned))
-            n += 2
-        if skip and d == a.turn:
-            event("champion_changed", 1, None, {"status": "departed"})
-        elif d == a.recover_day:
-            event("champion_changed", 1, 1, {"status": "assigned"})
-
         # Product usage. The day's activity events are one Poisson draw over all streams,
         # each event then assigned to a stream in proportion to its rate: the same
         # distribution as independent Poisson streams, at a fraction of the cost.
@@ -596,13 +642,25 @@ class _Days:
                 value = 1 + int(rand() * 2.6)
                 jira = {"integration": "jira"}
                 append((ts, aid, n, "integration_ticket_closed", value, None, jira))
+        a.counter = n
 
+    def _support(self, a: _Account, day: _Day, out: list[_Compact]) -> None:
+        rand = self.rand
+        d, weekend, health, skip, active = day.d, day.weekend, day.health, day.skip, day.active
+        aid = a.id
         # support: more tickets, escalations, slower fixes and worse CSAT when unhealthy
         slow = 1.0 - health
-        if not weekend and rand() < (0.015 + 0.05 * slow) * k:
+        if not weekend and rand() < (0.015 + 0.05 * slow) * self.k:
             a.tickets += 1
             ticket = f"{aid}-T{a.tickets}"
-            event("support_ticket_opened", 1, skip + int(rand() * active), {"ticket_id": ticket})
+            self._event(
+                a,
+                out,
+                "support_ticket_opened",
+                1,
+                skip + int(rand() * active),
+                {"ticket_id": ticket},
+            )
             fix = 1 + int(rand() * (3 + 20 * slow))
             if rand() < 0.04 + 0.35 * slow:
                 escalate = 1 + int(rand() * 2)
@@ -613,10 +671,13 @@ class _Days:
             resolved = {"ticket_id": ticket, "csat": csat}
             self.later(d + fix, (a, "support_ticket_resolved", 1, None, resolved))
 
+    def _commercial(self, a: _Account, day: _Day, dom: int, out: list[_Compact]) -> None:
+        rand = self.rand
+        d, slow = day.d, 1.0 - day.health
         # commercial: monthly invoices, paid later (or failing first) when unhealthy
         if dom == a.bill_dom:
             if rand() < 0.3 * slow:
-                event("payment_failed", 1, None, {"amount": a.amount})
+                self._event(a, out, "payment_failed", 1, None, {"amount": a.amount})
                 late = 3 + int(rand() * 25)
             elif slow > 0.1:
                 late = int(slow * (5 + rand() * 40))
@@ -624,29 +685,32 @@ class _Days:
                 late = 0 if rand() < 0.85 else 1 + int(rand() * 5)
             paid = {"days_late": late}
             if late == 0:
-                event("invoice_paid", a.amount, None, paid)
+                self._event(a, out, "invoice_paid", a.amount, None, paid)
             else:
                 self.later(d + late, (a, "invoice_paid", a.amount, None, paid))
         if d == a.renewal:  # renewed for a year (churners' renewal is their churn day)
             renewed = {"renewal_date": (self.start + timedelta(days=a.renewal + 365)).isoformat()}
-            event("account_facts", 1, None, renewed)
+            self._event(a, out, "account_facts", 1, None, renewed)
 
+    def _engagement(self, a: _Account, day: _Day, day_no: int, out: list[_Compact]) -> None:
+        rand = self.rand
+        d, weekend, health, skip, active = day.d, day.weekend, day.health, day.skip, day.active
+        slow = 1.0 - health
         # engagement with the CSM: meetings, email replies, NPS
         if (day_no - a.meeting_offset) % a.meeting_every == 0:
             if rand() < 0.15 + 0.77 * health:
-                event("meeting_attended", 1, a.champion(d), None)
+                self._event(a, out, "meeting_attended", 1, a.champion(d), None)
             else:
-                event("meeting_missed", 1, None, None)
+                self._event(a, out, "meeting_missed", 1, None, None)
         if not weekend and rand() < 0.15 + 0.25 * health:
             hours = round(math.exp(1.3 + 3.2 * slow + 0.8 * _gauss01(rand)), 1)
             replier = a.champion(d)
             if replier is None:
                 replier = skip + int(rand() * active)
-            event("email_replied", 1, replier, {"response_hours": hours})
+            self._event(a, out, "email_replied", 1, replier, {"response_hours": hours})
         if (day_no - a.nps_offset) % 90 == 0 and rand() < 0.3 + 0.15 * health:
             score = min(10, max(0, round(2.0 + 6.8 * health + 1.2 * _gauss01(rand))))
-            event("nps_response", score, a.champion(d), None)
-        a.counter = n
+            self._event(a, out, "nps_response", score, a.champion(d), None)
 
 
 def _plans(scenario: Scenario) -> list[_Account]:

@@ -391,17 +391,8 @@ def calibrate(
         read, data, base, training, fitted, min_step, train_ms, on_progress
     )
     say(_zones_note(zones))
-    description = (
-        f"{base.name} with {'its own' if fitted.fallback_reason else 'fitted'} weights and "
-        f"zones set on churn within {horizon_days} days of {train_at}: categories "
-        f"{', '.join(weights[0])} weighted {'/'.join(f'{w:g}' for w in weights[0].values())}."
-    )
-    document = _profile_document(
-        data, base.name, None if fitted.fallback_reason else weights, zones, description
-    )
-    profile_out.parent.mkdir(parents=True, exist_ok=True)
-    profile_out.write_text(_header(base, fitted, zones, churned) + dumps_toml(document))
-    calibrated = load_profile(profile_out)
+    described = f"zones set on churn within {horizon_days} days of {train_at}"
+    calibrated = _write_profile(profile_out, data, base, fitted, weights, zones, churned, described)
 
     test_accounts, test_churned, test_dates, before = churn_outcomes(
         history.at[test_ms], test_ms, horizon_days, labels, history.event_days
@@ -438,6 +429,30 @@ def calibrate(
             "calibrated": evaluate(calibrated_accounts, test_churned, test_dates),
         },
     }
+
+
+def _write_profile(
+    path: Path,
+    data: dict[str, Any],
+    base: Profile,
+    fitted: WeightFit,
+    weights: Weights,
+    zones: ZoneChoice,
+    churned: Sequence[int],
+    described: str,
+) -> Profile:
+    """Write the calibrated profile (its header says how it was fitted) and load it back."""
+    description = (
+        f"{base.name} with {'its own' if fitted.fallback_reason else 'fitted'} weights and "
+        f"{described}: categories "
+        f"{', '.join(weights[0])} weighted {'/'.join(f'{w:g}' for w in weights[0].values())}."
+    )
+    document = _profile_document(
+        data, base.name, None if fitted.fallback_reason else weights, zones, description
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_header(base, fitted, zones, churned) + dumps_toml(document))
+    return load_profile(path)
 
 
 def _weights_and_zones(

@@ -14,8 +14,10 @@ from typing import Any
 
 from scoring.book import AccountBook, AlreadyApplied, Output
 from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
+from stream.faust_internals import rocksdb_get, rocksdb_keys, rocksdb_put
 from telemetry.codec import BadEvent, decode_event
 from telemetry.limits import check_kept_texts
+from windows.account import AccountState
 from windows.snapshot import encode_state
 from windows.telemetry import EventType
 
@@ -141,7 +143,7 @@ class RocksAccountStates(MutableMapping[str, Any]):
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        blob = self.store._get(key.encode())
+        blob = rocksdb_get(self.store, key.encode())
         return default if blob is None else blob
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -158,9 +160,8 @@ class RocksAccountStates(MutableMapping[str, Any]):
         return len(self.cache)
 
     def keys_in_partition(self, partition: int) -> list[str]:
-        db = self.store._db_for_partition(partition)
         offset_key = self.store.offset_key
-        stored = {k.decode() for k in self.store._visible_keys(db) if k != offset_key}
+        stored = {k.decode() for k in rocksdb_keys(self.store, partition) if k != offset_key}
         stored.update(a for a, p in self.partition_of.items() if p == partition)
         return sorted(stored)
 
@@ -168,8 +169,7 @@ class RocksAccountStates(MutableMapping[str, Any]):
         self.partition_of[key] = partition
 
     def persist(self, key: str, partition: int, blob: bytes) -> None:
-        self.store._db_for_partition(partition).put(key.encode(), blob)
-        self.store._key_index[key.encode()] = partition
+        rocksdb_put(self.store, partition, key.encode(), blob)
 
     def trim(self) -> None:
         while len(self.cache) > self.max_cached:
@@ -301,6 +301,12 @@ class BatchScorer:
             for out in outputs:
                 result.outputs.append((event.account_id, out, record))
         return result
+
+    def account(self, account_id: str) -> AccountState | None:
+        """The account's live state, or None for an account this worker does not hold."""
+        if self.states.get(account_id) is None:
+            return None
+        return self.book.state(account_id)
 
     def snapshot(self, account_id: str) -> bytes:
         return encode_state(self.book.state(account_id))

@@ -32,6 +32,7 @@ from yarl import URL
 
 from scoring.engine import HealthEngine
 from scoring.profile import ZONES
+from stream.faust_internals import serve_web_with
 from stream.scorer import BatchScorer
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,10 @@ def add_account_views(
     class Account(View):
         @app.table_route(table=table, match_info="account_id")
         async def get(self, request: Request, account_id: str) -> Response:
-            if scorer.states.get(account_id) is None:
+            state = scorer.account(account_id)
+            if state is None:
                 return self.json({"error": f"no account {account_id!r}"}, status=404)
-            description = engine.describe(account_id, scorer.book.state(account_id))
+            description = engine.describe(account_id, state)
             description["recent_changes"] = recent.of(account_id)
             return self.json(description)
 
@@ -108,7 +110,9 @@ def add_account_views(
 
 
 def _summary(scorer: BatchScorer, account_id: str) -> dict[str, Any]:
-    state = scorer.book.state(account_id)
+    state = scorer.account(account_id)
+    if state is None:
+        raise LookupError(f"account {account_id!r} is listed but not held")
     return {
         "account_id": account_id,
         "score": state.last_score,
@@ -194,5 +198,4 @@ class LimitedAppRunner(aiohttp_web.AppRunner):
 def with_request_limits(web: Any) -> Any:
     """Faust's aiohttp web driver, serving through ``LimitedAppRunner`` (as Faust's runner:
     no access log)."""
-    web._runner = LimitedAppRunner(web.web_app, access_log=None)
-    return web
+    return serve_web_with(web, LimitedAppRunner(web.web_app, access_log=None))

@@ -9,7 +9,7 @@ import faust
 import pytest
 from faust.types import TP
 
-from stream.intake import BatchConsumer, BatchTransport
+from stream.faust_internals import BatchConsumer, BatchTransport
 
 TOPIC = TP("telemetry", 0)
 

@@ -1,9 +1,9 @@
 """The worker's Prometheus metrics, in a registry of their own, served on ``/metrics``.
 
 Counters and histograms move once per batch: ``WorkerMetrics.observe_batch`` takes the
-deltas of ``BatchScorer.counters`` and the batch's acknowledged outputs. Gauges whose
-numbers someone else keeps (consumer offsets, table recovery, the account table) are read
-when Prometheus scrapes, from the callables the worker hands over.
+deltas of ``BatchScorer.counters`` (by ``Fate`` and label) and the batch's acknowledged
+outputs. Gauges whose numbers someone else keeps (consumer offsets, table recovery, the
+account table) are read when Prometheus scrapes, from the callables the worker hands over.
 
 The server is prometheus_client's own, on a thread of its own, rather than a view on
 Faust's web server: it answers while the event loop works through a large batch or a
@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from scoring.profile import ZONES
 from sinks import AsyncSink, JsonlFileSink, ScoreHistory, ThreadedSink, WebhookSink
-from stream.scorer import FORWARD_REASONS, WORKER_REASONS, BatchResult
+from stream.scorer import FORWARD_REASONS, WORKER_REASONS, BatchResult, Counted, Fate
 from telemetry.codec import REASONS
 from telemetry.mapping import MAPPING_REASONS, SKIP_REASONS
 from windows.telemetry import EventType
@@ -85,76 +85,96 @@ class WorkerMetrics:
         recovery: Callable[[], tuple[bool, int]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
-        registry = self.registry
+        self._record_metrics()
+        self._time_metrics()
+        self._output_metrics()
+        self._start_at_zero(source_topics)
+        #: the newest event time (epoch ms) of any batch so far; -1: none yet
+        self.newest_event_ms = -1
+        self._seen: dict[Counted, int] = {}
+        self.sinks: dict[str, Callable[[], SinkCounts]] = {}
+        self.registry.register(_LiveGauges(self, consumer_lag, accounts_tracked, recovery))
+        self.registry.register(_SinkCounters(self.sinks))
+
+    def _record_metrics(self) -> None:
+        """What became of input records: applied by type, dead-lettered, skipped, forwarded."""
         self.events = Counter(
             "healthstream_events",
             "Input records applied, by event type (tick for time ticks).",
             ["type"],
-            registry=registry,
+            registry=self.registry,
         )
         self.dead_letters = Counter(
             "healthstream_dead_letters",
             "Input records sent to the dead-letter topic, by reason.",
             ["reason"],
-            registry=registry,
+            registry=self.registry,
         )
         self.duplicates = Counter(
             "healthstream_duplicates_skipped",
             "Events skipped because their account had already applied their event_id.",
-            registry=registry,
+            registry=self.registry,
         )
         self.reread = Counter(
             "healthstream_records_reread",
             "Records skipped because their offset was already applied (a seek back).",
-            registry=registry,
+            registry=self.registry,
         )
         self.forwarded = Counter(
             "healthstream_records_forwarded",
             "Input records appended again to their account's partition, keyed by the account, "
             "instead of applied where they were read, by reason.",
             ["reason"],
-            registry=registry,
+            registry=self.registry,
         )
         self.skipped = Counter(
             "healthstream_records_skipped",
             "Records skipped on purpose without a dead letter, by reason.",
             ["reason"],
-            registry=registry,
+            registry=self.registry,
         )
+
+    def _time_metrics(self) -> None:
         self.event_seconds = Histogram(
             "healthstream_event_processing_seconds",
             "Scoring time per event (decode, apply, rescore): each batch's mean per record, "
             "observed once per batch.",
             buckets=EVENT_SECONDS_BUCKETS,
-            registry=registry,
+            registry=self.registry,
         )
         self.batch_seconds = Histogram(
             "healthstream_batch_duration_seconds",
             "Time to handle one fetched batch: scoring, sending outputs and dead letters, "
             "waiting for their acknowledgements, and delivering to the sinks.",
             buckets=BATCH_SECONDS_BUCKETS,
-            registry=registry,
+            registry=self.registry,
         )
+
+    def _output_metrics(self) -> None:
+        """What the worker emitted: outputs by kind, accounts by zone, forwarded sources."""
         self.outputs = Counter(
             "healthstream_outputs",
             "Output events acknowledged by the output topic, by kind.",
             ["kind"],
-            registry=registry,
+            registry=self.registry,
         )
         self.zone_accounts = Gauge(
             "healthstream_accounts_by_zone",
             "Accounts per zone, from the score changes this worker emitted since it started "
             "(sum over all workers of a group).",
             ["zone"],
-            registry=registry,
+            registry=self.registry,
         )
         self.source_events = Counter(
             "healthstream_source_events",
             "Source-topic records mapped to contract events and forwarded to the input topic, "
             "by source topic and event type.",
             ["topic", "type"],
-            registry=registry,
+            registry=self.registry,
         )
+
+    def _start_at_zero(self, source_topics: Sequence[str]) -> None:
+        """Every label a dashboard or rule asks for, exported at 0 before it first moves."""
         for event_type in EventType:
             self.events.labels(type=event_type.value)
             for topic in source_topics:
@@ -170,12 +190,6 @@ class WorkerMetrics:
             self.outputs.labels(kind=kind)
         for zone in ACCOUNT_ZONES:
             self.zone_accounts.labels(zone=zone)
-        #: the newest event time (epoch ms) of any batch so far; -1: none yet
-        self.newest_event_ms = -1
-        self._seen: dict[str, int] = {}
-        self.sinks: dict[str, Callable[[], SinkCounts]] = {}
-        registry.register(_LiveGauges(self, consumer_lag, accounts_tracked, recovery))
-        registry.register(_SinkCounters(self.sinks))
 
     def register_sink(self, name: str, read: Callable[[], SinkCounts]) -> None:
         """Expose a sink's plain counters, read by ``read`` at every scrape, as ``sink=name``."""
@@ -185,7 +199,7 @@ class WorkerMetrics:
 
     def observe_batch(
         self,
-        counters: Mapping[str, int],
+        counters: Mapping[Counted, int],
         result: BatchResult,
         records: int,
         scoring_s: float,
@@ -196,30 +210,32 @@ class WorkerMetrics:
         seen = self._seen
         for key, total in counters.items():
             grown = total - seen.get(key, 0)
-            if grown <= 0:
-                continue
-            seen[key] = total
-            group, _, label = key.partition(":")
-            if group == "events":
-                self.events.labels(type=label).inc(grown)
-            elif group == "ticks":
-                self.events.labels(type=EventType.TICK.value).inc(grown)
-            elif group == "dead_letter":
-                self.dead_letters.labels(reason=label).inc(grown)
-            elif group == "duplicates":
-                self.duplicates.inc(grown)
-            elif group == "already_applied":
-                self.reread.inc(grown)
-            elif group == "skipped":
-                self.skipped.labels(reason=label).inc(grown)
-            elif group == "forwarded":
-                self.forwarded.labels(reason=label).inc(grown)
+            if grown > 0:
+                seen[key] = total
+                self._count(key, grown)
         self.observe_outputs(out for _, out, _ in result.outputs)
         if result.newest_event_ms > self.newest_event_ms:
             self.newest_event_ms = result.newest_event_ms
         if records:
             self.event_seconds.observe(scoring_s / records)
         self.batch_seconds.observe(batch_s)
+
+    def _count(self, key: Counted, n: int) -> None:
+        fate, label = key
+        if fate is Fate.EVENT:
+            self.events.labels(type=label).inc(n)
+        elif fate is Fate.TICK:
+            self.events.labels(type=EventType.TICK.value).inc(n)
+        elif fate is Fate.DEAD_LETTER:
+            self.dead_letters.labels(reason=label).inc(n)
+        elif fate is Fate.DUPLICATE:
+            self.duplicates.inc(n)
+        elif fate is Fate.REREAD:
+            self.reread.inc(n)
+        elif fate is Fate.SKIPPED:
+            self.skipped.labels(reason=label).inc(n)
+        elif fate is Fate.FORWARDED:
+            self.forwarded.labels(reason=label).inc(n)
 
     def observe_sources(
         self,

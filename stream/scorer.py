@@ -10,16 +10,18 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from scoring.book import AccountBook, AlreadyApplied, Output
-from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
+from scoring.book import AccountBook, Output
+from scoring.engine import HealthEngine
+from scoring.feed import Fed, Outcome, feed
 from stream.faust_internals import rocksdb_get, rocksdb_keys, rocksdb_put
 from telemetry.codec import BadEvent, decode_event
 from telemetry.limits import check_kept_texts
 from windows.account import AccountState
 from windows.snapshot import encode_state
-from windows.telemetry import EventType
+from windows.telemetry import EventType, TelemetryEvent
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,23 @@ log = logging.getLogger(__name__)
 #: the reasons it dead-letters records for besides the decoder's
 FORWARD_REASONS = ("wrong_key",)
 WORKER_REASONS = ("wrong_key",)
+
+
+class Fate(StrEnum):
+    """What became of an input record, as the worker counts it (with a label: the event
+    type, or the reason)."""
+
+    EVENT = "event"
+    TICK = "tick"
+    DUPLICATE = "duplicate"
+    REREAD = "reread"
+    DEAD_LETTER = "dead_letter"
+    SKIPPED = "skipped"
+    FORWARDED = "forwarded"
+
+
+#: a count's key: the fate and its label ("" for fates without one)
+Counted = tuple[Fate, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +230,7 @@ class BatchScorer:
         self.wrong_keys = wrong_keys
         self.home_partition = home_partition
         self.states = states
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[Counted] = Counter()
         #: the highest offset applied per input partition: a record at or below it is
         #: already in the live state (Faust can seek back, e.g. when recovery completes)
         self.applied: dict[int, int] = {}
@@ -221,86 +240,111 @@ class BatchScorer:
         self.applied.update(offsets)
 
     def process(self, records: Iterable[InputRecord]) -> BatchResult:
+        """Decode, check and feed each record to the book, in order."""
         result = BatchResult()
-        touched = result.touched
-        book = self.book
         applied = self.applied
-        skew = self.max_future_skew_ms
-        now_ms = None if skew is None else int(time.time() * 1000)
-        wrong_keys = self.wrong_keys
-        home_of = self.home_partition
+        now_ms = None if self.max_future_skew_ms is None else int(time.time() * 1000)
+        counters = self.counters
         for record in records:
             if record.offset <= applied.get(record.partition, -1):
-                self.counters["already_applied"] += 1
+                counters[Fate.REREAD, ""] += 1
                 continue
             applied[record.partition] = record.offset
-            try:
-                if record.value is None:
-                    raise BadEvent("empty", "record has no value")
-                if now_ms is None:
-                    event = decode_event(record.value)
-                else:
-                    event = decode_event(record.value, now_ms=now_ms, max_future_skew_ms=skew)
-                check_kept_texts(event)
-            except BadEvent as exc:
-                if exc.reason == "unknown_type" and self.skip_unknown_types:
-                    self.counters["skipped:unknown_type"] += 1
-                    continue
-                result.dead_letters.append(DeadLetter(record, exc.reason, str(exc)))
-                self.counters[f"dead_letter:{exc.reason}"] += 1
+            event = self._decoded(record, now_ms, result)
+            if event is None:
                 continue
             if event.ts_ms > result.newest_event_ms:
                 result.newest_event_ms = event.ts_ms
             if event.type is EventType.TICK:
-                outputs, advanced = book.tick(
-                    event.ts_ms, self.states.keys_in_partition(record.partition)
-                )
-                for account_id in advanced:
-                    touched[account_id] = record.partition
-                result.outputs.extend((a, o, record) for a, o in outputs)
-                self.counters["ticks"] += 1
-                continue
-            if wrong_keys is not None and record.key != event.account_id.encode():
-                if wrong_keys == "dead_letter":
-                    message = (
-                        f"the record's key {record.key!r:.80} is not its account_id "
-                        f"{event.account_id!r:.80}"
-                    )
-                    result.dead_letters.append(DeadLetter(record, "wrong_key", message))
-                    self.counters["dead_letter:wrong_key"] += 1
-                    continue
-                if home_of is not None:
-                    home = home_of(event.account_id)
-                    if home != record.partition:
-                        result.forwards.append((event.account_id, home, record))
-                        self.counters["forwarded:wrong_key"] += 1
-                        continue
-            try:
-                outputs = book.apply(event, (record.partition, record.offset))
-            except AlreadyApplied:
-                self.counters["already_applied"] += 1
-                continue
-            except DuplicateEvent:
-                self.counters["duplicates"] += 1
-                continue
-            except EventTooOld as exc:
-                result.dead_letters.append(DeadLetter(record, "too_old", str(exc)))
-                self.counters["dead_letter:too_old"] += 1
-                continue
-            except Exception as exc:  # a record must never stop the worker: park it
-                log.exception(
-                    "could not apply the record at %s:%s", record.partition, record.offset
-                )
-                result.dead_letters.append(DeadLetter(record, "unprocessable", repr(exc)))
-                self.counters["dead_letter:unprocessable"] += 1
-                continue
-            if event.account_id not in touched:
-                touched[event.account_id] = record.partition
-                self.states.note_partition(event.account_id, record.partition)
-            self.counters[f"events:{event.type.value}"] += 1
-            for out in outputs:
-                result.outputs.append((event.account_id, out, record))
+                accounts = self.states.keys_in_partition(record.partition)
+                self._note(feed(self.book, event, tick_accounts=accounts), record, event, result)
+            elif not self._misplaced(record, event, result):
+                fed = self._fed(record, event, result)
+                if fed is not None:
+                    self._note(fed, record, event, result)
         return result
+
+    def _decoded(
+        self, record: InputRecord, now_ms: int | None, result: BatchResult
+    ) -> TelemetryEvent | None:
+        """The record's event, or None when it is dead-lettered or skipped."""
+        try:
+            if record.value is None:
+                raise BadEvent("empty", "record has no value")
+            skew = self.max_future_skew_ms
+            if now_ms is None or skew is None:
+                event = decode_event(record.value)
+            else:
+                event = decode_event(record.value, now_ms=now_ms, max_future_skew_ms=skew)
+            check_kept_texts(event)
+        except BadEvent as exc:
+            if exc.reason == "unknown_type" and self.skip_unknown_types:
+                self.counters[Fate.SKIPPED, "unknown_type"] += 1
+            else:
+                self._dead_letter(result, record, exc.reason, str(exc))
+            return None
+        return event
+
+    def _misplaced(self, record: InputRecord, event: TelemetryEvent, result: BatchResult) -> bool:
+        """Whether an event keyed by something other than its account went elsewhere: to
+        the dead-letter topic, or forwarded to its account's partition."""
+        if self.wrong_keys is None or record.key == event.account_id.encode():
+            return False
+        if self.wrong_keys == "dead_letter":
+            message = (
+                f"the record's key {record.key!r:.80} is not its account_id "
+                f"{event.account_id!r:.80}"
+            )
+            self._dead_letter(result, record, "wrong_key", message)
+            return True
+        if self.home_partition is None:
+            return False
+        home = self.home_partition(event.account_id)
+        if home == record.partition:
+            return False
+        result.forwards.append((event.account_id, home, record))
+        self.counters[Fate.FORWARDED, "wrong_key"] += 1
+        return True
+
+    def _fed(self, record: InputRecord, event: TelemetryEvent, result: BatchResult) -> Fed | None:
+        """Feed an event to the book; None when applying it failed (then dead-lettered)."""
+        try:
+            return feed(self.book, event, (record.partition, record.offset))
+        except Exception as exc:  # a record must never stop the worker: park it
+            log.exception("could not apply the record at %s:%s", record.partition, record.offset)
+            self._dead_letter(result, record, "unprocessable", repr(exc))
+            return None
+
+    def _note(
+        self, fed: Fed, record: InputRecord, event: TelemetryEvent, result: BatchResult
+    ) -> None:
+        """Count what came of a fed record, and keep its outputs and touched accounts."""
+        outcome = fed.outcome
+        counters = self.counters
+        if outcome is Outcome.TOO_OLD:
+            self._dead_letter(result, record, "too_old", fed.error)
+            return
+        if outcome is Outcome.DUPLICATE:
+            counters[Fate.DUPLICATE, ""] += 1
+            return
+        if outcome is Outcome.ALREADY_APPLIED:
+            counters[Fate.REREAD, ""] += 1
+            return
+        touched = result.touched
+        for account_id in fed.touched:
+            if account_id not in touched:
+                touched[account_id] = record.partition
+                if outcome is Outcome.APPLIED:
+                    self.states.note_partition(account_id, record.partition)
+        if outcome is Outcome.TICKED:
+            counters[Fate.TICK, ""] += 1
+        else:
+            counters[Fate.EVENT, event.type.value] += 1
+        result.outputs.extend((a, out, record) for a, out in fed.outputs)
+
+    def _dead_letter(self, result: BatchResult, record: InputRecord, reason: str, why: str) -> None:
+        result.dead_letters.append(DeadLetter(record, reason, why))
+        self.counters[Fate.DEAD_LETTER, reason] += 1
 
     def account(self, account_id: str) -> AccountState | None:
         """The account's live state, or None for an account this worker does not hold."""

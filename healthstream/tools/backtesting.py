@@ -31,7 +31,8 @@ from scoring.churn import (
     roc_points,
     wilson_interval,
 )
-from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
+from scoring.engine import HealthEngine
+from scoring.feed import Outcome, feed
 from scoring.profile import ZONES
 from telemetry.codec import BadEvent
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
@@ -132,6 +133,13 @@ class History:
     first_day: int | None = None
     last_day: int | None = None
 
+    def saw_day(self, day: int) -> None:
+        """Widen the span of days seen to take in ``day``."""
+        if self.first_day is None or day < self.first_day:
+            self.first_day = day
+        if self.last_day is None or day > self.last_day:
+            self.last_day = day
+
 
 def replay_to_cutoffs(
     records: Iterable[tuple[int, TelemetryEvent | BadEvent]],
@@ -189,33 +197,33 @@ def replay_to_cutoffs(
             history.rejected += 1
             continue
         day = event.ts_ms // MS_PER_DAY
-        if history.first_day is None or day < history.first_day:
-            history.first_day = day
-        if history.last_day is None or day > history.last_day:
-            history.last_day = day
+        history.saw_day(day)
         while pending and event.ts_ms >= pending[0]:
             picture(pending.pop(0))
         if event.type is EventType.TICK:
             if pending:
-                for account_id, out in book.tick(event.ts_ms, list(book.states))[0]:
+                for account_id, out in feed(book, event).outputs:
                     note(account_id, [out])
             continue
-        seen = days.setdefault(event.account_id, [])
-        if not seen or day >= seen[-1]:
-            seen.append(day)
-        else:
-            seen.insert(bisect_left(seen, day), day)
+        _add_day(days.setdefault(event.account_id, []), day)
         if not pending:
             continue
-        try:
-            outputs = book.apply(event)
-        except (DuplicateEvent, EventTooOld):
+        fed = feed(book, event)
+        if fed.outcome is not Outcome.APPLIED:
             continue
         last_event[event.account_id] = max(event.ts_ms, last_event.get(event.account_id, 0))
-        note(event.account_id, outputs)
+        note(event.account_id, [out for _, out in fed.outputs])
     while pending:
         picture(pending.pop(0))
     return history
+
+
+def _add_day(days: list[int], day: int) -> None:
+    """Add ``day`` to an account's sorted event days (events come nearly in order)."""
+    if not days or day >= days[-1]:
+        days.append(day)
+    else:
+        days.insert(bisect_left(days, day), day)
 
 
 def _ms(text: str) -> int:

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scoring.book import AccountBook
-from scoring.engine import EventTooOld, HealthEngine, Output
+from scoring.engine import HealthEngine, Output
+from scoring.feed import feed
 from telemetry.codec import OFFLINE_MIN_TS_MS, BadEvent, event_from_mapping, parse_record
 from windows.telemetry import EventType, TelemetryEvent
 
@@ -45,14 +46,11 @@ def explain_events(
         if isinstance(event, BadEvent):
             continue
         if event.type is EventType.TICK:
-            if account_id in book.states:
-                outputs, _ = book.tick(event.ts_ms, [account_id])
-                history.extend(out for _, out in outputs)
-        elif event.account_id == account_id:
-            try:
-                history.extend(book.apply(event))
-            except EventTooOld:
+            if account_id not in book.states:
                 continue
+        elif event.account_id != account_id:
+            continue
+        history.extend(out for _, out in feed(book, event, tick_accounts=[account_id]).outputs)
     if account_id not in book.states:
         return None, history
     return engine.describe(account_id, book.state(account_id)), history

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from scoring.book import AccountBook
-from scoring.engine import DuplicateEvent, EventTooOld, HealthEngine
+from scoring.engine import HealthEngine
+from scoring.feed import Outcome, feed
 from sinks.base import Sink
 from telemetry.codec import BadEvent, decode_event
 from telemetry.limits import check_kept_texts
-from windows.telemetry import EventType, TelemetryEvent
+from windows.telemetry import TelemetryEvent
 
 
 @dataclass
@@ -67,25 +68,21 @@ def replay_events(
             if on_reject is not None:
                 on_reject(lineno, event)
             continue
-        if event.type is EventType.TICK:
+        fed = feed(book, event)
+        if fed.outcome is Outcome.DUPLICATE:
+            stats.duplicates += 1
+            continue
+        if fed.outcome is Outcome.TOO_OLD:
+            stats.rejected["too_old"] += 1
+            if on_reject is not None:
+                on_reject(lineno, BadEvent("too_old", fed.error))
+            continue
+        if fed.outcome is Outcome.TICKED:
             stats.ticks += 1
-            outputs, _ = book.tick(event.ts_ms, list(book.states))
-            for account_id, out in outputs:
-                sink.deliver(account_id, out)
         else:
-            try:
-                outputs = book.apply(event)
-            except DuplicateEvent:
-                stats.duplicates += 1
-                continue
-            except EventTooOld as exc:
-                stats.rejected["too_old"] += 1
-                if on_reject is not None:
-                    on_reject(lineno, BadEvent("too_old", str(exc)))
-                continue
             stats.events += 1
-            for out in outputs:
-                sink.deliver(event.account_id, out)
+        for account_id, out in fed.outputs:
+            sink.deliver(account_id, out)
         if on_progress is not None and stats.records % 4096 == 0:
             on_progress(stats.records)
     sink.close()

@@ -7,7 +7,7 @@ from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
-from stream.scorer import BatchScorer, InputRecord, StrKeyedBytesStore, WriteBehind
+from stream.scorer import BatchScorer, Fate, InputRecord, StrKeyedBytesStore, WriteBehind
 from windows.account import Series
 
 PARTITIONS = 3
@@ -91,7 +91,7 @@ def test_records_read_again_after_a_seek_are_not_applied_twice() -> None:
     once = scorer.process(records)
     again = scorer.process(records)  # Faust seeks back to the committed offsets
     assert once.outputs and not again.outputs and not again.touched
-    assert scorer.counters["already_applied"] == len(records)
+    assert scorer.counters[Fate.REREAD, ""] == len(records)
     snapshots = {a: scorer.snapshot(a) for a in once.touched}
     # a roll-back to before everything re-accepts the records
     rolled = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
@@ -109,7 +109,7 @@ def test_bad_records_become_dead_letters_with_reasons() -> None:
         (7, "not_json"),
         (8, "empty"),
     ]
-    assert scorer.counters["dead_letter:not_json"] == 1
+    assert scorer.counters[Fate.DEAD_LETTER, "not_json"] == 1
 
 
 def test_roll_back_returns_to_the_recovered_or_last_flushed_snapshot() -> None:
@@ -145,10 +145,10 @@ def test_too_old_events_are_dead_lettered_and_resends_counted_not_applied() -> N
     )
     assert [(d.reason, d.record.offset) for d in result.dead_letters] == [("too_old", 2)]
     assert "90 days" in result.dead_letters[0].message
-    assert scorer.counters["duplicates"] == 1
+    assert scorer.counters[Fate.DUPLICATE, ""] == 1
     assert scorer.book.state("a").total(Series.LOGINS, 14) == 2
     again = scorer.process([InputRecord(0, 0, line("now", day))])  # read again: skipped
-    assert not again.outputs and scorer.counters["already_applied"] == 1
+    assert not again.outputs and scorer.counters[Fate.REREAD, ""] == 1
 
 
 def test_events_from_the_future_are_dead_lettered_against_the_wall_clock() -> None:
@@ -164,7 +164,7 @@ def test_events_from_the_future_are_dead_lettered_against_the_wall_clock() -> No
         ]
     )
     assert [(d.reason, d.record.offset) for d in result.dead_letters] == [("future", 1)]
-    assert scorer.counters["dead_letter:future"] == 1
+    assert scorer.counters[Fate.DEAD_LETTER, "future"] == 1
 
 
 def test_unknown_types_are_dead_lettered_or_skipped_with_a_counter() -> None:
@@ -175,7 +175,7 @@ def test_unknown_types_are_dead_lettered_or_skipped_with_a_counter() -> None:
     ]
     lenient = BatchScorer(engine(), StrKeyedBytesStore({}, {}), skip_unknown_types=True)
     assert not lenient.process([InputRecord(0, 0, raw)]).dead_letters
-    assert lenient.counters["skipped:unknown_type"] == 1
+    assert lenient.counters[Fate.SKIPPED, "unknown_type"] == 1
 
 
 def test_two_ids_whose_crc32_collide_are_both_applied_and_remembered_across_a_snapshot() -> None:
@@ -197,7 +197,7 @@ def test_two_ids_whose_crc32_collide_are_both_applied_and_remembered_across_a_sn
     restored = BatchScorer(engine(), StrKeyedBytesStore({b"a": scorer.snapshot("a")}, {}))
     restored.process([InputRecord(0, 1, line(second, 1)), InputRecord(0, 2, line(first, 2))])
     assert restored.book.state("a").total(Series.LOGINS, 14) == 2
-    assert restored.counters["duplicates"] == 1  # the resend of the first, not the second
+    assert restored.counters[Fate.DUPLICATE, ""] == 1  # the resend of the first, not the second
 
 
 def _keyed(account: str, event_id: str, key: bytes | None, partition: int, offset: int):
@@ -226,7 +226,7 @@ def test_a_record_keyed_by_something_else_is_forwarded_to_its_accounts_partition
     ]
     assert not result.dead_letters
     assert scorer.book.state("acct-1").total(Series.LOGINS, 14) == 2
-    assert scorer.counters["forwarded:wrong_key"] == 2
+    assert scorer.counters[Fate.FORWARDED, "wrong_key"] == 2
 
 
 def test_a_record_keyed_by_something_else_is_dead_lettered_when_the_settings_say_so() -> None:
@@ -236,4 +236,4 @@ def test_a_record_keyed_by_something_else_is_dead_lettered_when_the_settings_say
     )
     assert [(d.reason, d.record.offset) for d in result.dead_letters] == [("wrong_key", 1)]
     assert "b'user-7'" in result.dead_letters[0].message
-    assert not result.forwards and scorer.counters["dead_letter:wrong_key"] == 1
+    assert not result.forwards and scorer.counters[Fate.DEAD_LETTER, "wrong_key"] == 1

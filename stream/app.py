@@ -23,6 +23,7 @@ import faust
 import orjson
 from faust.types import TP, Message
 
+from scoring.outputs import OutputEvent
 from sinks import AsyncSink, DeliveryFailure
 from stream.batches import KeyPartitioner, PartitionBatches
 from stream.destinations import build_sinks
@@ -169,7 +170,7 @@ def create_app(settings: Settings) -> HealthApp:
     lock = asyncio.Lock()
     send = app.producer.send
 
-    async def to_dead_letters(event: dict[str, Any], failure: DeliveryFailure) -> None:
+    async def to_dead_letters(event: OutputEvent, failure: DeliveryFailure) -> None:
         """An output a sink gave up on goes to the dead-letter topic with the reason."""
         headers = [
             ("reason", failure.reason.encode()),

@@ -80,8 +80,7 @@ def add_account_views(
             if scorer.states.get(account_id) is None:
                 return self.json({"error": f"no account {account_id!r}"}, status=404)
             description = engine.describe(account_id, scorer.book.state(account_id))
-            description["recent_changes"] = recent.of(account_id)
-            return self.json(description)
+            return self.json({**description, "recent_changes": recent.of(account_id)})
 
     @app.page("/accounts/")
     class Accounts(View):

@@ -20,11 +20,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from healthstream.dev.synthetic import Scenario, generate
 from healthstream.tools.replay import replay
+from scoring.outputs import OutputEvent
 from sinks import MemorySink, ScoreHistory
 from stream.settings import Settings, build_engine
 
@@ -36,7 +36,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def outputs_of(accounts: int, days: int) -> list[dict[str, Any]]:
+def outputs_of(accounts: int, days: int) -> list[OutputEvent]:
     """The outputs of a synthetic scenario replayed through the default profile."""
     import orjson
 
@@ -50,7 +50,7 @@ def copies_of(originals: int, accounts: int) -> int:
     return -(-accounts // originals)
 
 
-def write_history(path: Path, outputs: list[dict[str, Any]], accounts: int) -> tuple[float, int]:
+def write_history(path: Path, outputs: list[OutputEvent], accounts: int) -> tuple[float, int]:
     """A history of ``accounts`` accounts: the outputs' accounts, copied under new ids
     (``acct-00042-0007``) in the outputs' order (time order, as a worker writes them);
     returns the seconds it took and the rows written."""
@@ -148,7 +148,7 @@ def main() -> int:
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="healthstream-bench-dashboard-"))
     workdir.mkdir(parents=True, exist_ok=True)
     say(f"healthstream bench-dashboard: {args.seed_accounts} accounts x {args.days} days replayed")
-    outputs: list[dict[str, Any]] | None = None
+    outputs: list[OutputEvent] | None = None
     results: dict[int, dict[str, list[float]]] = {}
     for size in sizes:
         path = workdir / f"history-{size}.db"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from scoring.engine import HealthEngine, Output
+from scoring.engine import HealthEngine
+from scoring.outputs import Output
 from windows.account import AccountState
 from windows.snapshot import decode_state
 from windows.telemetry import EventType, TelemetryEvent

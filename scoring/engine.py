@@ -16,11 +16,26 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from scoring.alerts import Alert, AlertRules
 from scoring.detectors import REST_DAYS, SEVERITY_RANK, DetectorSet, Finding
 from scoring.model import NO_SCORE, Scorecard
+from scoring.outputs import (
+    AlertRaised,
+    Common,
+    Description,
+    Output,
+    ScoreChanged,
+    SignalMove,
+    SignalPoints,
+    alert_raised,
+    common,
+    description,
+    override_applied,
+    override_cleared,
+    score_changed,
+    score_or_none,
+)
 from scoring.overrides import AppliedOverride, OverrideRules
 from scoring.profile import Profile, Weighting
 from windows.account import NO_DAY, AccountState, Series, event_id_hash
@@ -28,7 +43,6 @@ from windows.days import iso_day
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
 OUTPUT_SCHEMA = 2
-Output = dict[str, Any]
 _NO_OUTPUTS: list[Output] = []
 
 
@@ -38,16 +52,6 @@ class EventTooOld(ValueError):
 
 class DuplicateEvent(ValueError):
     """An event whose id is among the account's latest applied ids: a producer's resend."""
-
-
-def _iso(ts_ms: int) -> str:
-    """ISO-8601 in UTC to the millisecond, as ``datetime.isoformat(timespec="milliseconds")``
-    writes it, without building a datetime per output."""
-    day, ms = divmod(ts_ms, MS_PER_DAY)
-    seconds, ms = divmod(ms, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{iso_day(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}+00:00"
 
 
 @dataclass(frozen=True)
@@ -200,22 +204,16 @@ class HealthEngine:
             state, computed, findings, card.onboarding, self.profile.detectors.cap_score
         )
         zone = self._zone(card, score, state)
-        previous = state.last_score
         names = [o.name for o in applied]
         keys = [f.key for f in findings]
-        if (
-            previous != NO_SCORE
-            and abs(score - previous) < self.config.min_step
-            and zone == state.last_zone
-            and names == state.active_overrides
-            and keys == state.active_findings
-        ):
+        if not self._is_change(state, score, zone, names, keys):
             # nothing to say, but alerts still watch the score (a slow slide adds up)
             alerts = self.alerts.check(state, score, free, zone, findings, (), ())
             if not alerts:
                 return _NO_OUTPUTS
             base = self._base(account_id, state, score, zone, ts_ms, findings, applied)
             moved = self._moved_signals(state, scorecard, scorecard.breakdown(points).signal_scores)
+            previous = state.last_score
             return [self._alert(base, state, alert, previous, findings, moved) for alert in alerts]
         return self._emit(
             account_id,
@@ -231,7 +229,21 @@ class HealthEngine:
             ended_by,
         )
 
-    def describe(self, account_id: str, state: AccountState) -> Output:
+    def _is_change(
+        self, state: AccountState, score: int, zone: str, overrides: list[str], findings: list[str]
+    ) -> bool:
+        """Whether this picture is worth a ``score_changed``: the first score, a move of at
+        least ``min_step``, another zone, or other overrides or findings in force."""
+        previous = state.last_score
+        return (
+            previous == NO_SCORE
+            or abs(score - previous) >= self.config.min_step
+            or zone != state.last_zone
+            or overrides != state.active_overrides
+            or findings != state.active_findings
+        )
+
+    def describe(self, account_id: str, state: AccountState) -> Description:
         """The account's whole picture now: every signal, finding and override, nothing emitted.
 
         What ``healthstream explain`` prints and what a query for one account answers."""
@@ -246,26 +258,27 @@ class HealthEngine:
         zone = self._zone(card, score, state)
         shares = scorecard.effective_weights(assessment.signal_scores)
         base = self._base(account_id, state, score, zone, state.now_ms, findings, applied)
-        return {
-            **base,
-            "seq": state.seq,
-            "computed_score": assessment.score,
-            "categories": assessment.category_scores,
-            "signals": [
-                {
-                    "signal": scorecard.names[i],
-                    "category": scorecard.category_names[i],
-                    "score": None if value == NO_SCORE else value,
-                    "weight_share": round(shares[i], 4),
-                    "evidence": scorecard.evidences[i](state, scorecard.params[i]),
-                }
-                for i, value in enumerate(assessment.signal_scores)
-            ],
-            "detectors": [f.as_output(self.profile.detectors.action(f)) for f in findings],
-            "overrides": [o.as_output() for o in applied],
-            "segment": card.segment,
-            "login_gated": card.gated,
-        }
+        signals: list[SignalPoints] = [
+            {
+                "signal": scorecard.names[i],
+                "category": scorecard.category_names[i],
+                "score": score_or_none(value),
+                "weight_share": round(shares[i], 4),
+                "evidence": scorecard.evidences[i](state, scorecard.params[i]),
+            }
+            for i, value in enumerate(assessment.signal_scores)
+        ]
+        return description(
+            base,
+            state.seq,
+            assessment.score,
+            assessment.category_scores,
+            signals,
+            [f.as_output(self.profile.detectors.action(f)) for f in findings],
+            [o.as_output() for o in applied],
+            card.segment,
+            card.gated,
+        )
 
     def _zone(self, card: Card, score: int, state: AccountState) -> str:
         """The zone for ``score``, with hysteresis, never back to a zone left within the
@@ -294,76 +307,86 @@ class HealthEngine:
         applied: list[AppliedOverride],
         ended_by: dict[str, str],
     ) -> list[Output]:
-        outputs: list[Output] = []
+        """A score change, the overrides it applied and cleared, and the alerts it raised;
+        the account's emission memory moved on to this picture."""
         base = self._base(account_id, state, score, zone, ts_ms, findings, applied)
         before_overrides = state.active_overrides
         before_findings = set(state.active_findings)
-        names = [o.name for o in applied]
-        keys = [f.key for f in findings]
-        scorecard = card.scorecard
-        assert state.signal_cache is not None  # filled by points()
-        assessment = scorecard.breakdown(state.signal_cache, composite)
         previous = state.last_score
-        detector_outputs = [f.as_output(self.profile.detectors.action(f)) for f in findings]
-        moved: list[dict[str, Any]] = []
-        left_zone = ""
-        if (
-            previous == NO_SCORE
-            or abs(score - previous) >= self.config.min_step
-            or zone != state.last_zone
-            or names != before_overrides
-            or keys != state.active_findings
-        ):
-            state.seq += 1
-            moved = self._moved_signals(state, scorecard, assessment.signal_scores)
-            outputs.append(
-                {
-                    "kind": "score_changed",
-                    **base,
-                    "seq": state.seq,
-                    "previous_score": None if previous == NO_SCORE else previous,
-                    "previous_zone": state.last_zone or None,
-                    "computed_score": assessment.score,
-                    "categories": assessment.category_scores,
-                    "signals": moved,
-                    "detectors": detector_outputs,
-                    "overrides": [o.as_output() for o in applied],
-                    "segment": card.segment,
-                    "login_gated": card.gated,
-                }
-            )
-            state.last_score = score
-            if zone != state.last_zone:
-                left_zone = state.last_zone
-            state.last_zone = zone
-            state.last_signal_scores = assessment.signal_scores
+        changed, moved, left_zone = self._score_changed(
+            base, state, card, composite, findings, applied
+        )
+        emitted: list[Output] = [changed]
         new_overrides = [o for o in applied if o.name not in before_overrides]
-        for override in new_overrides:
-            state.seq += 1
-            outputs.append(
-                {"kind": "override_applied", **base, "seq": state.seq, **override.as_output()}
-            )
-        for name in before_overrides:
-            if name not in names:
-                state.seq += 1
-                outputs.append(
-                    {
-                        "kind": "override_cleared",
-                        **base,
-                        "seq": state.seq,
-                        "override": name,
-                        "reason": ended_by.get(name, "its condition no longer holds"),
-                    }
-                )
-        state.active_overrides = names
+        emitted += self._override_edges(base, state, applied, new_overrides, ended_by)
+        keys = [f.key for f in findings]
         self._rest(state, keys, left_zone)
         state.active_findings = keys
         onsets = [
             (f, self.profile.detectors.action(f)) for f in findings if f.key not in before_findings
         ]
         for alert in self.alerts.check(state, score, free, zone, findings, onsets, new_overrides):
-            outputs.append(self._alert(base, state, alert, previous, findings, moved))
-        return outputs
+            emitted.append(self._alert(base, state, alert, previous, findings, moved))
+        return emitted
+
+    def _score_changed(
+        self,
+        base: Common,
+        state: AccountState,
+        card: Card,
+        composite: tuple[float, dict[str, float | None]],
+        findings: list[Finding],
+        applied: list[AppliedOverride],
+    ) -> tuple[ScoreChanged, list[SignalMove], str]:
+        """The ``score_changed`` output, the signals that moved, and the zone left ("" when
+        the zone stays); the account's last score, zone and signal points become these."""
+        scorecard = card.scorecard
+        assert state.signal_cache is not None  # filled by points()
+        assessment = scorecard.breakdown(state.signal_cache, composite)
+        state.seq += 1
+        moved = self._moved_signals(state, scorecard, assessment.signal_scores)
+        changed = score_changed(
+            base,
+            state.seq,
+            state.last_score,
+            state.last_zone,
+            assessment.score,
+            assessment.category_scores,
+            moved,
+            [f.as_output(self.profile.detectors.action(f)) for f in findings],
+            [o.as_output() for o in applied],
+            card.segment,
+            card.gated,
+        )
+        zone = base["zone"]
+        left_zone = state.last_zone if zone != state.last_zone else ""
+        state.last_score = base["score"]
+        state.last_zone = zone
+        state.last_signal_scores = assessment.signal_scores
+        return changed, moved, left_zone
+
+    def _override_edges(
+        self,
+        base: Common,
+        state: AccountState,
+        applied: list[AppliedOverride],
+        new_overrides: list[AppliedOverride],
+        ended_by: dict[str, str],
+    ) -> list[Output]:
+        """An ``override_applied`` per override new in force, an ``override_cleared`` per
+        override no longer in force; the account's overrides in force become ``applied``."""
+        edges: list[Output] = []
+        for override in new_overrides:
+            state.seq += 1
+            edges.append(override_applied(base, state.seq, override.as_output()))
+        names = [o.name for o in applied]
+        for name in state.active_overrides:
+            if name not in names:
+                state.seq += 1
+                reason = ended_by.get(name, "its condition no longer holds")
+                edges.append(override_cleared(base, state.seq, name, reason))
+        state.active_overrides = names
+        return edges
 
     def _rest(self, state: AccountState, keys: list[str], left_zone: str) -> None:
         """What an emission just ended rests through ``REST_DAYS`` more days: the findings
@@ -380,13 +403,13 @@ class HealthEngine:
 
     def _alert(
         self,
-        base: Output,
+        base: Common,
         state: AccountState,
         alert: Alert,
         previous: int,
         findings: list[Finding],
-        moved: list[dict[str, Any]],
-    ) -> Output:
+        moved: list[SignalMove],
+    ) -> AlertRaised:
         """An alert with what a CSM needs to act on it: the dates, the score's move, the
         findings in force and the signals that moved it (largest impact first)."""
         state.seq += 1
@@ -394,21 +417,13 @@ class HealthEngine:
             **alert.evidence,
             "as_of": iso_day(state.clock),
             "score": base["score"],
-            "previous_score": None if previous == NO_SCORE else previous,
+            "previous_score": score_or_none(previous),
             "findings": [{"finding": f.key, "severity": f.severity} for f in findings],
             "signals_moved": [
                 {k: m[k] for k in ("signal", "previous", "score", "delta")} for m in moved[:3]
             ],
         }
-        return {
-            "kind": "alert",
-            **base,
-            "seq": state.seq,
-            "alert": alert.alert,
-            "severity": alert.severity,
-            "evidence": evidence,
-            "action": alert.action,
-        }
+        return alert_raised(base, state.seq, alert.alert, alert.severity, evidence, alert.action)
 
     def _base(
         self,
@@ -419,17 +434,17 @@ class HealthEngine:
         ts_ms: int,
         findings: list[Finding],
         applied: list[AppliedOverride],
-    ) -> Output:
-        return {
-            "account_id": account_id,
-            "score": score,
-            "zone": zone,
-            "recommended_action": self._recommended(zone, findings, applied),
-            "playbook": self._playbooks.get(zone),
-            "event_time": _iso(ts_ms),
-            "as_of": iso_day(state.clock),
-            "config_version": self.version,
-        }
+    ) -> Common:
+        return common(
+            account_id,
+            score,
+            zone,
+            self._recommended(zone, findings, applied),
+            self._playbooks.get(zone),
+            ts_ms,
+            state.clock,
+            self.version,
+        )
 
     def _recommended(
         self, zone: str, findings: list[Finding], applied: list[AppliedOverride]
@@ -453,7 +468,7 @@ class HealthEngine:
 
     def _moved_signals(
         self, state: AccountState, scorecard: Scorecard, scores: list[int]
-    ) -> list[dict[str, Any]]:
+    ) -> list[SignalMove]:
         """The signals whose points changed since the last emission, largest impact first."""
         before = state.last_signal_scores
         if len(before) != len(scores):
@@ -463,7 +478,7 @@ class HealthEngine:
         categories = scorecard.category_names
         evidences = scorecard.evidences
         params = scorecard.params
-        moved: list[dict[str, Any]] = []
+        moved: list[SignalMove] = []
         for i, now in enumerate(scores):
             then = before[i]
             if now == then:
@@ -473,12 +488,12 @@ class HealthEngine:
                 {
                     "signal": names[i],
                     "category": categories[i],
-                    "score": None if now == NO_SCORE else now,
-                    "previous": None if then == NO_SCORE else then,
+                    "score": score_or_none(now),
+                    "previous": score_or_none(then),
                     "delta": delta,
                     "impact": round(delta * weights[i], 1),
                     "evidence": evidences[i](state, params[i]),
                 }
             )
-        moved.sort(key=lambda m: (-abs(float(m["impact"])), str(m["signal"])))
+        moved.sort(key=lambda m: (-abs(m["impact"]), m["signal"]))
         return moved

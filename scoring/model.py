@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from scoring.profile import LoginGating, Profile, Weighting
 from scoring.signals import SIGNALS
-from windows.account import AccountState
+from windows.account import NO_SCORE, AccountState
 from windows.telemetry import EventType
 
-NO_SCORE = -1
+__all__ = ["NO_SCORE", "Scorecard"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scoring.detectors import SEVERITY_RANK, Finding
+from scoring.outputs import OverrideFacts
 from windows.account import NO_DAY, SERIES_BY_NAME, AccountState
 from windows.days import iso_day
 from windows.telemetry import MS_PER_DAY
@@ -92,7 +93,7 @@ class AppliedOverride:
     evidence: dict[str, Any]
     action: str
 
-    def as_output(self) -> dict[str, Any]:
+    def as_output(self) -> OverrideFacts:
         return {
             "override": self.name,
             "effect": self.effect,
@@ -140,24 +141,12 @@ class OverrideRules:
         be without the detector cap (what score alerts read: a cap that mirrors a finding
         is not, by itself, news)."""
         applied: list[AppliedOverride] = []
-        p = self.params
         free = score
         if cap_findings and not onboarding and findings and self.enabled("detector_cap"):
-            worst = max(findings, key=lambda f: SEVERITY_RANK[f.severity])
-            cap = {"red": self.red_cap, "yellow": self.yellow_cap}.get(worst.severity)
-            if cap is not None:
-                applied.append(
-                    AppliedOverride(
-                        "detector_cap",
-                        "cap",
-                        cap,
-                        score,
-                        worst.severity,
-                        {"finding": worst.key, "severity": worst.severity},
-                        str(p["detector_cap"]["action"]),
-                    )
-                )
-                score = min(score, cap)
+            capped = self._detector_cap(score, findings)
+            if capped is not None:
+                applied.append(capped)
+                score = min(score, capped.value or 0)
         if state.champion_departed and self.enabled("champion_departed"):
             score = self._cap(applied, "champion_departed", score, {"champion_departed": True})
             free = min(free, applied[-1].value or 0)
@@ -165,75 +154,106 @@ class OverrideRules:
             evidence = {"escalated_open_tickets": list(state.escalated_open)}
             score = self._cap(applied, "active_escalation", score, evidence)
             free = min(free, applied[-1].value or 0)
-        zero = p["zero_usage"]
-        if not onboarding and self.enabled("zero_usage") and state.tenure_days >= zero["days"]:
-            window = 14 if zero["days"] <= 14 else 30
-            usual = state.usual_gap(zero["prior_days"])
-            if all(state.total(s, window) == 0 for s in self.zero_series) and (
-                state.days_silent() > zero["usual_gaps"] * usual
-            ):
-                # "set to 10 regardless": an account already scored lower keeps its lower
-                # score, so the silent accounts stay ranked among themselves
-                value = min(int(zero["score"]), score)
-                applied.append(
-                    AppliedOverride(
-                        "zero_usage",
-                        "set",
-                        value,
-                        score,
-                        str(zero["severity"]),
-                        {
-                            "days_without_usage": window,
-                            "usual_gap_days": round(usual, 1),
-                            "last_event_day": None
-                            if state.last_event_day == NO_DAY
-                            else iso_day(state.last_event_day),
-                        },
-                        str(zero["action"]),
-                    )
-                )
-                score = free = value
-        manual = state.manual_override
-        if manual is not None and self.enabled("manual"):
-            value = int(manual["score"])
-            applied.append(
-                AppliedOverride(
-                    "manual",
-                    "hold",
-                    value,
-                    score,
-                    str(p["manual"]["severity"]),
-                    {
-                        "reason": manual["reason"],
-                        "author": manual["author"],
-                        "override_id": manual["override_id"],
-                        "set_at": iso_ms(int(manual["set_ms"])),
-                        "expires_at": iso_ms(self.manual_expiry(manual)),
-                    },
-                    str(p["manual"]["action"]),
-                )
-            )
-            score = free = value
-        renewal = p["renewal_escalation"]
-        if state.renewal_day != NO_DAY and self.enabled("renewal_escalation"):
-            days_left = state.renewal_day - state.clock
-            if 0 <= days_left <= renewal["within_days"] and score < renewal["below"]:
-                applied.append(
-                    AppliedOverride(
-                        "renewal_escalation",
-                        "escalate",
-                        None,
-                        score,
-                        str(renewal["severity"]),
-                        {
-                            "days_to_renewal": days_left,
-                            "renewal_date": iso_day(state.renewal_day),
-                            "escalate_to": renewal["escalate_to"],
-                        },
-                        str(renewal["action"]),
-                    )
-                )
+        for rule in (self._zero_usage, self._manual):
+            found = rule(state, score, onboarding)
+            if found is not None:
+                applied.append(found)
+                score = free = found.value or 0
+        escalation = self._renewal_escalation(state, score)
+        if escalation is not None:
+            applied.append(escalation)
         return score, applied, free
+
+    def _detector_cap(self, score: int, findings: list[Finding]) -> AppliedOverride | None:
+        """The cap the most severe finding puts on the score (none for a monitor)."""
+        worst = max(findings, key=lambda f: SEVERITY_RANK[f.severity])
+        cap = {"red": self.red_cap, "yellow": self.yellow_cap}.get(worst.severity)
+        if cap is None:
+            return None
+        return AppliedOverride(
+            "detector_cap",
+            "cap",
+            cap,
+            score,
+            worst.severity,
+            {"finding": worst.key, "severity": worst.severity},
+            str(self.params["detector_cap"]["action"]),
+        )
+
+    def _zero_usage(
+        self, state: AccountState, score: int, onboarding: bool
+    ) -> AppliedOverride | None:
+        """No usage for longer than the account's usual gap allows: the score set low."""
+        zero = self.params["zero_usage"]
+        if onboarding or not self.enabled("zero_usage") or state.tenure_days < zero["days"]:
+            return None
+        window = 14 if zero["days"] <= 14 else 30
+        usual = state.usual_gap(zero["prior_days"])
+        if any(state.total(s, window) for s in self.zero_series):
+            return None
+        if not state.days_silent() > zero["usual_gaps"] * usual:
+            return None
+        # "set to 10 regardless": an account already scored lower keeps its lower score, so
+        # the silent accounts stay ranked among themselves
+        return AppliedOverride(
+            "zero_usage",
+            "set",
+            min(int(zero["score"]), score),
+            score,
+            str(zero["severity"]),
+            {
+                "days_without_usage": window,
+                "usual_gap_days": round(usual, 1),
+                "last_event_day": None
+                if state.last_event_day == NO_DAY
+                else iso_day(state.last_event_day),
+            },
+            str(zero["action"]),
+        )
+
+    def _manual(self, state: AccountState, score: int, onboarding: bool) -> AppliedOverride | None:
+        """A CSM's manual override, held until it expires or is cleared."""
+        manual = state.manual_override
+        if manual is None or not self.enabled("manual"):
+            return None
+        rule = self.params["manual"]
+        return AppliedOverride(
+            "manual",
+            "hold",
+            int(manual["score"]),
+            score,
+            str(rule["severity"]),
+            {
+                "reason": manual["reason"],
+                "author": manual["author"],
+                "override_id": manual["override_id"],
+                "set_at": iso_ms(int(manual["set_ms"])),
+                "expires_at": iso_ms(self.manual_expiry(manual)),
+            },
+            str(rule["action"]),
+        )
+
+    def _renewal_escalation(self, state: AccountState, score: int) -> AppliedOverride | None:
+        """A low score close to renewal: escalated, the score left as it is."""
+        renewal = self.params["renewal_escalation"]
+        if state.renewal_day == NO_DAY or not self.enabled("renewal_escalation"):
+            return None
+        days_left = state.renewal_day - state.clock
+        if not (0 <= days_left <= renewal["within_days"] and score < renewal["below"]):
+            return None
+        return AppliedOverride(
+            "renewal_escalation",
+            "escalate",
+            None,
+            score,
+            str(renewal["severity"]),
+            {
+                "days_to_renewal": days_left,
+                "renewal_date": iso_day(state.renewal_day),
+                "escalate_to": renewal["escalate_to"],
+            },
+            str(renewal["action"]),
+        )
 
     def _cap(
         self, applied: list[AppliedOverride], name: str, score: int, evidence: dict[str, Any]

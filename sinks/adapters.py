@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from scoring.engine import Output
+from scoring.outputs import OutputEvent
 from sinks.base import AsyncSink, Sink
 
 
@@ -23,12 +23,12 @@ class ThreadedSink:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthstream-sink")
         self._closed = False
 
-    async def deliver_batch(self, events: Sequence[Output]) -> None:
+    async def deliver_batch(self, events: Sequence[OutputEvent]) -> None:
         if events:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._thread, self._write, list(events))
 
-    def _write(self, events: list[Output]) -> None:
+    def _write(self, events: list[OutputEvent]) -> None:
         for event in events:
             self.sink.deliver(event["account_id"], event)
         self.sink.flush()
@@ -63,10 +63,10 @@ class BlockingSink:
             raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
         self.sink = sink
         self.batch_size = batch_size
-        self._pending: list[Output] = []
+        self._pending: list[OutputEvent] = []
         self._runner = asyncio.Runner()
 
-    def deliver(self, key: str, event: Output) -> None:
+    def deliver(self, key: str, event: OutputEvent) -> None:
         self._pending.append(event)
         if len(self._pending) >= self.batch_size:
             self.flush()
@@ -76,7 +76,7 @@ class BlockingSink:
         if batch:
             self._runner.run(self._hand_over(batch))
 
-    async def _hand_over(self, batch: list[Output]) -> None:
+    async def _hand_over(self, batch: list[OutputEvent]) -> None:
         await self.sink.deliver_batch(batch)
         await self.sink.drain()
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from scoring.engine import Output
+from scoring.outputs import OutputEvent
 
 
 class Sink(Protocol):
@@ -27,7 +27,7 @@ class Sink(Protocol):
     flushes and releases the destination.
     """
 
-    def deliver(self, key: str, event: Output) -> None: ...
+    def deliver(self, key: str, event: OutputEvent) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -42,7 +42,7 @@ class AsyncSink(Protocol):
     or handed to the sink's failure handling; ``aclose`` drains and releases.
     """
 
-    async def deliver_batch(self, events: Sequence[Output]) -> None: ...
+    async def deliver_batch(self, events: Sequence[OutputEvent]) -> None: ...
 
     async def drain(self) -> None: ...
 
@@ -69,7 +69,7 @@ class JsonlSink:
         self.close_stream = close_stream
         self.delivered = 0
 
-    def deliver(self, key: str, event: Output) -> None:
+    def deliver(self, key: str, event: OutputEvent) -> None:
         self.stream.write(orjson.dumps(event) + b"\n")
         self.delivered += 1
 
@@ -110,9 +110,9 @@ class MemorySink:
     """Keeps events in a list, for tests and for in-process consumers."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[tuple[str, OutputEvent]] = []
 
-    def deliver(self, key: str, event: Output) -> None:
+    def deliver(self, key: str, event: OutputEvent) -> None:
         self.events.append((key, event))
 
     def flush(self) -> None:
@@ -128,7 +128,7 @@ class FanOutSink:
     def __init__(self, *sinks: Sink) -> None:
         self.sinks = sinks
 
-    def deliver(self, key: str, event: Output) -> None:
+    def deliver(self, key: str, event: OutputEvent) -> None:
         for sink in self.sinks:
             sink.deliver(key, event)
 

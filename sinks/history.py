@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import orjson
 
 from scoring.detectors import SEVERITY_RANK
-from scoring.engine import Output
+from scoring.outputs import OutputEvent
 from sinks.base import redact_url
 
 TABLE = "score_history"
@@ -328,7 +328,7 @@ def _backend(url: str) -> _Backend:
     return _SQLite(where) if store == "sqlite" else _PostgreSQL(where)
 
 
-def main_reason(event: Output) -> str | None:
+def main_reason(event: OutputEvent) -> str | None:
     """What moved a score change most: the override or finding that capped or set the score
     furthest, or the signal with the largest impact; the more severe one on a tie. "first
     score" for an account's first, None when nothing is named."""
@@ -365,7 +365,7 @@ def main_reason(event: Output) -> str | None:
     return None
 
 
-def _latest_of(key: Sequence[Any], event: Output) -> _Latest:
+def _latest_of(key: Sequence[Any], event: OutputEvent) -> _Latest:
     """The summary's view of an output, from its row's first six columns (account_id, seq,
     kind, score, zone, event_time as text) and the event."""
     account_id, seq, kind, score, zone, event_time = key[:6]
@@ -389,7 +389,7 @@ def _text_time(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _row(event: Output) -> Row:
+def _row(event: OutputEvent) -> Row:
     """The table row of an output event; an event without its key fields is refused."""
     for name, kind in (("account_id", str), ("seq", int), ("kind", str)):
         value = event.get(name)
@@ -412,12 +412,12 @@ def _row(event: Output) -> Row:
     )
 
 
-def _entry(event: Output) -> tuple[Row, _Latest]:
+def _entry(event: OutputEvent) -> tuple[Row, _Latest]:
     row = _row(event)
     return row, _latest_of(row, event)
 
 
-def _event_time(event: Output) -> str | None:
+def _event_time(event: OutputEvent) -> str | None:
     """The event's ``event_time``, checked to be ISO-8601 with a UTC offset."""
     value = _text(event, "event_time")
     if value is not None:
@@ -432,7 +432,7 @@ def _event_time(event: Output) -> str | None:
     return value
 
 
-def _text(event: Output, name: str) -> str | None:
+def _text(event: OutputEvent, name: str) -> str | None:
     value = event.get(name)
     if value is None or isinstance(value, str):
         return value
@@ -462,11 +462,11 @@ class ScoreHistory:
     def __repr__(self) -> str:
         return f"ScoreHistory({self.url!r})"
 
-    def write(self, events: Iterable[Output]) -> int:
+    def write(self, events: Iterable[OutputEvent]) -> int:
         """Store events in one transaction; returns how many were new."""
         return self._insert([_entry(event) for event in events])
 
-    def deliver(self, key: str, event: Output) -> None:
+    def deliver(self, key: str, event: OutputEvent) -> None:
         self._pending.append(_entry(event))
         if len(self._pending) >= self.batch_size:
             self.flush()

@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from scoring.engine import Output
+from scoring.outputs import OutputEvent
 from sinks.base import redact_url
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class DeliveryFailure:
     attempts: int
 
 
-GiveUp = Callable[[Output, DeliveryFailure], Awaitable[None] | None]
+GiveUp = Callable[[OutputEvent, DeliveryFailure], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 @dataclass
 class _Flight:
-    event: Output
+    event: OutputEvent
     body: bytes
     attempts: int = 0
 
@@ -240,7 +240,7 @@ class WebhookSink:
         """Events waiting for a sender (not counting the one each sender has in hand)."""
         return sum(q.qsize() for q in self._queues)
 
-    async def deliver_batch(self, events: Sequence[Output]) -> None:
+    async def deliver_batch(self, events: Sequence[OutputEvent]) -> None:
         if self._closed:
             raise RuntimeError(f"webhook {self.url}: the sink is closed")
         if not self._tasks:
@@ -383,7 +383,7 @@ class WebhookSink:
         """An error message with the full URL (which may hold credentials) replaced."""
         return message.replace(self._endpoint.reveal().decode(), self.url)
 
-    async def _hand_to_give_up(self, event: Output, failure: DeliveryFailure) -> None:
+    async def _hand_to_give_up(self, event: OutputEvent, failure: DeliveryFailure) -> None:
         self.failed += 1
         self.failures[failure.reason] += 1
         account_id, seq = event.get("account_id"), event.get("seq")

@@ -23,6 +23,7 @@ from typing import Any, cast
 import orjson
 from faust.types import TP, Message
 
+from scoring.outputs import OutputEvent
 from sinks import AsyncSink, DeliveryFailure
 from stream.batches import KeyPartitioner, PartitionBatches
 from stream.destinations import build_sinks
@@ -414,7 +415,7 @@ class Worker:
             self.settings.dead_letter_topic, letter.key, letter.value, None, None, letter.headers
         )
 
-    async def sink_gave_up(self, event: dict[str, Any], failure: DeliveryFailure) -> None:
+    async def sink_gave_up(self, event: OutputEvent, failure: DeliveryFailure) -> None:
         """An output a sink gave up on goes to the dead-letter topic with the reason."""
         headers = [
             ("reason", failure.reason.encode()),

@@ -82,8 +82,7 @@ def add_account_views(
             if state is None:
                 return self.json({"error": f"no account {account_id!r}"}, status=404)
             description = engine.describe(account_id, state)
-            description["recent_changes"] = recent.of(account_id)
-            return self.json(description)
+            return self.json({**description, "recent_changes": recent.of(account_id)})
 
     @app.page("/accounts/")
     class Accounts(View):

@@ -11,6 +11,8 @@ from windows.buckets import HORIZON, DailyBuckets
 from windows.telemetry import EventType, TelemetryEvent
 
 NO_DAY = -1
+#: a score not given yet (an account's last score before its first, a signal without data)
+NO_SCORE = -1
 MAX_OPEN_TICKETS = 32
 MAX_FEATURES = 32
 MAX_USERS = 16
@@ -186,6 +188,12 @@ class AccountState:
         self.log_offset = -1
         #: 64-bit hashes of the latest event ids applied, oldest first (see ``remember``)
         self.recent_ids: list[int] = []
+        self._init_facts()
+        self._init_emission_memory()
+        self._init_derived()
+
+    def _init_facts(self) -> None:
+        """What the account's events have said about it: contract, people, support, usage."""
         self.segment: str | None = None
         self.plan: str | None = None
         self.seats = 0
@@ -215,9 +223,12 @@ class AccountState:
         #: a CSM's governed override in force: score, reason, author, override_id, set_ms,
         #: expires_ms (see ``apply``); None when there is none
         self.manual_override: dict[str, Any] | None = None
-        # memory of the last emitted score, so emission decisions survive a restart
+
+    def _init_emission_memory(self) -> None:
+        """What the engine last emitted and what it watches, so that emission decisions
+        survive a restart."""
         self.seq = 0
-        self.last_score = -1
+        self.last_score = NO_SCORE
         self.last_zone = ""
         self.last_signal_scores: list[int] = []
         #: names of the overrides in force at the last evaluation, and the keys of the
@@ -258,6 +269,8 @@ class AccountState:
         #: again within 24 hours: findings (a drop's stages as one; see scoring.detectors)
         #: and zones just left (``zone:NAME``) → the last day each rests
         self.resting: dict[str, int] = {}
+
+    def _init_derived(self) -> None:
         # derived, never stored: signal points as of ``cache_clock`` (see scoring.model),
         # the scorecard chosen for the account, and per-series daily counts and findings
         # as of ``daily_clock`` (see scoring.detectors)

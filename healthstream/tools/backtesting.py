@@ -33,6 +33,7 @@ from scoring.churn import (
 )
 from scoring.engine import HealthEngine
 from scoring.feed import Outcome, feed
+from scoring.outputs import OutputEvent
 from scoring.profile import ZONES
 from telemetry.codec import BadEvent
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
@@ -156,7 +157,7 @@ def replay_to_cutoffs(
     last_event: dict[str, int] = {}
     days = history.event_days
 
-    def note(account_id: str, outputs: Iterable[dict[str, Any]]) -> None:
+    def note(account_id: str, outputs: Iterable[OutputEvent]) -> None:
         for out in outputs:
             if out["kind"] != "score_changed":
                 continue
@@ -230,7 +231,7 @@ def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
-def main_reason(described: dict[str, Any]) -> str:
+def main_reason(described: OutputEvent) -> str:
     """Why an account has its score, from ``HealthEngine.describe``: the override (or the
     finding behind a detector cap) that set the score, else the signal that cost the most
     points (its weight share times the points it lacks), e.g. ``usage_trend 10/100``."""

@@ -6,8 +6,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scoring.book import AccountBook
-from scoring.engine import HealthEngine, Output
+from scoring.engine import HealthEngine
 from scoring.feed import feed
+from scoring.outputs import Description, Output
 from telemetry.codec import OFFLINE_MIN_TS_MS, BadEvent, event_from_mapping, parse_record
 from windows.telemetry import EventType, TelemetryEvent
 
@@ -16,7 +17,7 @@ BAR = "█"
 
 def explain_account(
     lines: Iterable[bytes], account_id: str, engine: HealthEngine
-) -> tuple[Output | None, list[Output]]:
+) -> tuple[Description | None, list[Output]]:
     """Replay the account's events and every tick from contract lines (only the lines that
     name the account, or a tick, are decoded); its description now and all it emitted."""
     return explain_events(_account_lines(lines, account_id), account_id, engine)
@@ -37,7 +38,7 @@ def _account_lines(lines: Iterable[bytes], account_id: str) -> Iterator[Telemetr
 
 def explain_events(
     events: Iterable[TelemetryEvent | BadEvent], account_id: str, engine: HealthEngine
-) -> tuple[Output | None, list[Output]]:
+) -> tuple[Description | None, list[Output]]:
     """The same over decoded events in time order (a mapped file's, say); rejected
     records are passed over."""
     book = AccountBook(engine)
@@ -65,7 +66,9 @@ def _evidence(evidence: dict[str, Any]) -> str:
     return "; ".join(f"{k} {shown(v)}" for k, v in evidence.items() if v is not None)
 
 
-def render(description: Output, history: list[Output], profile_name: str, last: int = 10) -> str:
+def render(
+    description: Description, history: list[Output], profile_name: str, last: int = 10
+) -> str:
     d = description
     lines = [
         f"Account {d['account_id']}, as of {d['as_of']} "
@@ -121,20 +124,19 @@ def render(description: Output, history: list[Output], profile_name: str, last: 
         lines += [f"  - {action}" for action in playbook.get("actions", [])]
     changes = history[-last:]
     lines += ["", f"Last {len(changes)} outputs"]
-    for o in changes:
-        lines.append(f"  {o['as_of']}  #{o['seq']:<4} {_summary(o)}")
+    for change in changes:
+        lines.append(f"  {change['as_of']}  #{change['seq']:<4} {_summary(change)}")
     return "\n".join(lines)
 
 
 def _summary(o: Output) -> str:
-    kind = o["kind"]
-    if kind == "score_changed":
+    if o["kind"] == "score_changed":
         before = (
             "new" if o["previous_score"] is None else f"{o['previous_score']} {o['previous_zone']}"
         )
         return f"score {before} -> {o['score']} {o['zone']}"
-    if kind == "alert":
+    if o["kind"] == "alert":
         return f"ALERT {o['alert']} ({o['severity']}): {o['action']}"
-    if kind == "override_applied":
+    if o["kind"] == "override_applied":
         return f"override {o['override']} applied ({o['effect']} {o['value']})"
     return f"override {o['override']} cleared: {o['reason']}"

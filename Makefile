@@ -36,7 +36,7 @@ test: $(STAMP)  ## unit and integration tests (integration on the embedded broke
 test-unit: $(STAMP)  ## unit tests only, no broker
 	$(BIN)/python -m pytest -q -m "not integration"
 
-lint: $(STAMP)  ## ruff and mypy (strict on the pure core)
+lint: $(STAMP)  ## ruff and mypy (strict on every package)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 

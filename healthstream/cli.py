@@ -509,9 +509,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a worker: consume the input topic, keep account tables, emit score changes."""
-    import faust
-
-    from stream.app import create_app
+    from stream.app import create_app, run_worker
     from stream.kafka import await_broker, client_options
     from stream.topics import check_changelogs, table_changelogs
 
@@ -526,8 +524,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     asyncio.run(waiting)
     # refused here, before Faust starts: a refusal from inside it comes with a traceback
     asyncio.run(check_changelogs(settings, table_changelogs(app), _say))
-    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
-    worker.execute_from_commandline()
+    run_worker(app, args.loglevel)
     return 0
 
 

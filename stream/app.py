@@ -20,6 +20,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any, cast
 
+import faust
 import orjson
 from faust.types import TP, Message
 
@@ -469,3 +470,8 @@ class Worker:
 def create_app(settings: Settings) -> HealthApp:
     """Build the worker's Faust app from settings; ``faust.Worker`` runs it."""
     return Worker(settings).app
+
+
+def run_worker(app: HealthApp, loglevel: str) -> None:
+    """Run the app as a Faust worker until it is stopped."""
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -31,6 +31,7 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from scoring.engine import HealthEngine
+from scoring.outputs import OutputEvent
 from scoring.profile import ZONES
 from stream.faust_internals import serve_web_with
 from stream.scorer import BatchScorer
@@ -38,6 +39,8 @@ from stream.scorer import BatchScorer
 log = logging.getLogger(__name__)
 
 RECENT = 10
+#: a view's handler of a request for one account
+Handler = Callable[[Any, Request, str], Awaitable[Response]]
 #: the most accounts ``GET /accounts/`` lists
 MAX_LIMIT = 1000
 _SUMMARY = ("seq", "as_of", "event_time", "score", "zone", "previous_score", "previous_zone")
@@ -50,7 +53,7 @@ class RecentChanges:
         self.keep = keep
         self.by_account: dict[str, deque[dict[str, Any]]] = {}
 
-    def add(self, outputs: Iterable[dict[str, Any]]) -> None:
+    def add(self, outputs: Iterable[OutputEvent]) -> None:
         for out in outputs:
             if out["kind"] != "score_changed":
                 continue
@@ -73,10 +76,15 @@ def add_account_views(
 ) -> None:
     """Register the account views on the app's web server."""
     zones = (*ZONES, "onboarding")
+    # Faust's types have a routed handler take (view, request) only; it also passes the
+    # URL's parameters, as every Faust view does
+    by_account: Callable[[Handler], Handler] = cast(
+        Any, app.table_route(table=table, match_info="account_id")
+    )
 
     @app.page("/accounts/{account_id}/")
     class Account(View):
-        @app.table_route(table=table, match_info="account_id")
+        @by_account
         async def get(self, request: Request, account_id: str) -> Response:
             state = scorer.account(account_id)
             if state is None:

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.engine import _iso
 from scoring.model import NO_SCORE, Scorecard
+from scoring.outputs import iso_time
 from scoring.profile import load_profile
 from windows.days import iso_day
 
@@ -17,14 +17,14 @@ TIMES = st.integers(min_value=0, max_value=7_258_118_400_000)
 @given(TIMES)
 def test_event_times_read_as_datetime_isoformat_writes_them(ts_ms: int) -> None:
     expected = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
-    assert _iso(ts_ms) == expected
+    assert iso_time(ts_ms) == expected
 
 
 def test_event_times_at_the_edges_of_a_day() -> None:
     day = 20_454 * 86_400_000  # 2026-01-01
-    assert _iso(day) == "2026-01-01T00:00:00.000+00:00"
-    assert _iso(day - 1) == "2025-12-31T23:59:59.999+00:00"
-    assert _iso(day + 86_399_999) == "2026-01-01T23:59:59.999+00:00"
+    assert iso_time(day) == "2026-01-01T00:00:00.000+00:00"
+    assert iso_time(day - 1) == "2025-12-31T23:59:59.999+00:00"
+    assert iso_time(day + 86_399_999) == "2026-01-01T23:59:59.999+00:00"
     assert iso_day(20_454) == "2026-01-01"
 
 

@@ -9,7 +9,8 @@ Every event and tick is scored. What comes out, each with the account's next ``s
 - ``override_applied`` / ``override_cleared`` when an override starts or stops;
 - ``alert`` for a fast score drop, entering critical, and the onsets the profile lists.
 
-Every output carries the recommended action and the zone's playbook.
+Every output carries the recommended action; the ``score_changed`` that enters a zone
+carries the zone's playbook, and says why it was emitted (``emitted_for``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from windows.account import NO_DAY, AccountState, Series, event_id_hash
 from windows.days import iso_day
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
-OUTPUT_SCHEMA = 2
+OUTPUT_SCHEMA = 3
 _NO_OUTPUTS: list[Output] = []
 
 
@@ -206,7 +207,8 @@ class HealthEngine:
         zone = self._zone(card, score, state)
         names = [o.name for o in applied]
         keys = [f.key for f in findings]
-        if not self._is_change(state, score, zone, names, keys):
+        reasons = self._emit_reasons(state, score, zone, names, keys)
+        if not reasons:
             # nothing to say, but alerts still watch the score (a slow slide adds up)
             alerts = self.alerts.check(state, score, free, zone, findings, (), ())
             if not alerts:
@@ -221,27 +223,33 @@ class HealthEngine:
             ts_ms,
             card,
             composite,
-            score,
-            free,
+            (score, free),
             zone,
             findings,
             applied,
             ended_by,
+            reasons,
         )
 
-    def _is_change(
+    def _emit_reasons(
         self, state: AccountState, score: int, zone: str, overrides: list[str], findings: list[str]
-    ) -> bool:
-        """Whether this picture is worth a ``score_changed``: the first score, a move of at
-        least ``min_step``, another zone, or other overrides or findings in force."""
+    ) -> list[str]:
+        """Why this picture is worth a ``score_changed`` (none: it is not): the first score
+        (``first``), a move of at least ``min_step`` (``step``), another zone (``zone``),
+        other findings (``findings``) or overrides (``overrides``) in force."""
         previous = state.last_score
-        return (
-            previous == NO_SCORE
-            or abs(score - previous) >= self.config.min_step
-            or zone != state.last_zone
-            or overrides != state.active_overrides
-            or findings != state.active_findings
-        )
+        if previous == NO_SCORE:
+            return ["first"]
+        reasons: list[str] = []
+        if abs(score - previous) >= self.config.min_step:
+            reasons.append("step")
+        if zone != state.last_zone:
+            reasons.append("zone")
+        if findings != state.active_findings:
+            reasons.append("findings")
+        if overrides != state.active_overrides:
+            reasons.append("overrides")
+        return reasons
 
     def describe(self, account_id: str, state: AccountState) -> Description:
         """The account's whole picture now: every signal, finding and override, nothing emitted.
@@ -271,6 +279,7 @@ class HealthEngine:
         return description(
             base,
             state.seq,
+            self._playbooks.get(zone),
             assessment.score,
             assessment.category_scores,
             signals,
@@ -300,21 +309,23 @@ class HealthEngine:
         ts_ms: int,
         card: Card,
         composite: tuple[float, dict[str, float | None]],
-        score: int,
-        free: int,
+        scores: tuple[int, int],
         zone: str,
         findings: list[Finding],
         applied: list[AppliedOverride],
         ended_by: dict[str, str],
+        reasons: list[str],
     ) -> list[Output]:
         """A score change, the overrides it applied and cleared, and the alerts it raised;
-        the account's emission memory moved on to this picture."""
+        the account's emission memory moved on to this picture (``scores``: the score and
+        the score before overrides)."""
+        score, free = scores
         base = self._base(account_id, state, score, zone, ts_ms, findings, applied)
         before_overrides = state.active_overrides
         before_findings = set(state.active_findings)
         previous = state.last_score
         changed, moved, left_zone = self._score_changed(
-            base, state, card, composite, findings, applied
+            base, state, card, composite, findings, applied, reasons
         )
         emitted: list[Output] = [changed]
         new_overrides = [o for o in applied if o.name not in before_overrides]
@@ -337,6 +348,7 @@ class HealthEngine:
         composite: tuple[float, dict[str, float | None]],
         findings: list[Finding],
         applied: list[AppliedOverride],
+        reasons: list[str],
     ) -> tuple[ScoreChanged, list[SignalMove], str]:
         """The ``score_changed`` output, the signals that moved, and the zone left ("" when
         the zone stays); the account's last score, zone and signal points become these."""
@@ -348,6 +360,8 @@ class HealthEngine:
         changed = score_changed(
             base,
             state.seq,
+            reasons,
+            self._playbooks.get(base["zone"]),
             state.last_score,
             state.last_zone,
             assessment.score,
@@ -440,7 +454,6 @@ class HealthEngine:
             score,
             zone,
             self._recommended(zone, findings, applied),
-            self._playbooks.get(zone),
             ts_ms,
             state.clock,
             self.version,

@@ -1,15 +1,17 @@
 """What the engine emits: one typed record per kind of output, and the only functions that
 put outputs together.
 
-Every output starts with the same fields (``Common``), in the same order, after its
-``kind``; docs/events.md describes each kind. Outputs are plain dicts (``TypedDict``): they
-are serialized as they are, keys in the order they are built here.
+Every output starts with its ``kind``, the contract's ``schema_version``, its ``id``
+(``account_id:seq``) and ``seq``, then the same fields (``Common``) in the same order;
+docs/events.md describes each kind and docs/output-event.v1.schema.json is the contract in
+machine-readable form. Outputs are plain dicts (``TypedDict``): they are serialized as they
+are, keys in the order they are built here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from windows.account import NO_SCORE
 from windows.days import iso_day
@@ -21,6 +23,7 @@ __all__ = [
     "Description",
     "OverrideApplied",
     "OverrideCleared",
+    "OUTPUT_SCHEMA_VERSION",
     "OverrideFacts",
     "Output",
     "OutputEvent",
@@ -30,15 +33,28 @@ __all__ = [
     "iso_time",
 ]
 
+#: the version of the output contract (docs/output-event.v1.schema.json) every output carries
+OUTPUT_SCHEMA_VERSION = 1
+#: why a ``score_changed`` was emitted, in this order (docs/events.md)
+EMIT_REASONS = ("first", "step", "zone", "findings", "overrides")
+
+
+class Identity(TypedDict):
+    """What names an output, after its kind: the contract's version, ``account_id:seq``,
+    and the account's count of outputs (alerts and overrides included)."""
+
+    schema_version: int
+    id: str
+    seq: int
+
 
 class Common(TypedDict):
-    """The fields every output carries, first: whose score, what it is, and when."""
+    """The fields every output carries after its identity: whose score, what it is, when."""
 
     account_id: str
     score: int
     zone: str
     recommended_action: str
-    playbook: dict[str, Any] | None
     event_time: str
     as_of: str
     config_version: str
@@ -78,9 +94,11 @@ class OverrideFacts(TypedDict):
     action: str
 
 
-class ScoreChanged(Common):
+class ScoreChanged(Identity, Common):
     kind: Literal["score_changed"]
-    seq: int
+    emitted_for: list[str]
+    #: the zone's playbook, on the change that enters a zone (an account's first score too)
+    playbook: NotRequired[dict[str, Any] | None]
     previous_score: int | None
     previous_zone: str | None
     computed_score: int
@@ -92,21 +110,18 @@ class ScoreChanged(Common):
     login_gated: bool
 
 
-class OverrideApplied(Common, OverrideFacts):
+class OverrideApplied(Identity, Common, OverrideFacts):
     kind: Literal["override_applied"]
-    seq: int
 
 
-class OverrideCleared(Common):
+class OverrideCleared(Identity, Common):
     kind: Literal["override_cleared"]
-    seq: int
     override: str
     reason: str
 
 
-class AlertRaised(Common):
+class AlertRaised(Identity, Common):
     kind: Literal["alert"]
-    seq: int
     alert: str
     severity: str
     evidence: dict[str, Any]
@@ -117,6 +132,7 @@ class Description(Common):
     """An account's whole picture now (``explain``, the HTTP API): nothing emitted."""
 
     seq: int
+    playbook: dict[str, Any] | None
     computed_score: int
     categories: dict[str, int | None]
     signals: list[SignalPoints]
@@ -153,7 +169,6 @@ def common(
     score: int,
     zone: str,
     action: str,
-    playbook: dict[str, Any] | None,
     ts_ms: int,
     clock: int,
     config_version: str,
@@ -163,16 +178,25 @@ def common(
         "score": score,
         "zone": zone,
         "recommended_action": action,
-        "playbook": playbook,
         "event_time": iso_time(ts_ms),
         "as_of": iso_day(clock),
         "config_version": config_version,
     }
 
 
+def _identity(base: Common, seq: int) -> Identity:
+    return {
+        "schema_version": OUTPUT_SCHEMA_VERSION,
+        "id": f"{base['account_id']}:{seq}",
+        "seq": seq,
+    }
+
+
 def score_changed(
     base: Common,
     seq: int,
+    emitted_for: list[str],
+    playbook: dict[str, Any] | None,
     previous_score: int,
     previous_zone: str,
     computed: int,
@@ -183,10 +207,11 @@ def score_changed(
     segment: str | None,
     login_gated: bool,
 ) -> ScoreChanged:
-    return {
+    changed: ScoreChanged = {
         "kind": "score_changed",
-        **base,
-        "seq": seq,
+        **_identity(base, seq),
+        **base,  # type: ignore[typeddict-item]
+        "emitted_for": emitted_for,
         "previous_score": score_or_none(previous_score),
         "previous_zone": previous_zone or None,
         "computed_score": computed,
@@ -197,14 +222,23 @@ def score_changed(
         "segment": segment,
         "login_gated": login_gated,
     }
+    if "zone" in emitted_for or "first" in emitted_for:
+        changed["playbook"] = playbook
+    return changed
 
 
 def override_applied(base: Common, seq: int, facts: OverrideFacts) -> OverrideApplied:
-    return {"kind": "override_applied", **base, "seq": seq, **facts}
+    return {"kind": "override_applied", **_identity(base, seq), **base, **facts}
 
 
 def override_cleared(base: Common, seq: int, override: str, reason: str) -> OverrideCleared:
-    return {"kind": "override_cleared", **base, "seq": seq, "override": override, "reason": reason}
+    return {
+        "kind": "override_cleared",
+        **_identity(base, seq),
+        **base,
+        "override": override,
+        "reason": reason,
+    }
 
 
 def alert_raised(
@@ -212,8 +246,8 @@ def alert_raised(
 ) -> AlertRaised:
     return {
         "kind": "alert",
+        **_identity(base, seq),
         **base,
-        "seq": seq,
         "alert": alert,
         "severity": severity,
         "evidence": evidence,
@@ -224,6 +258,7 @@ def alert_raised(
 def description(
     base: Common,
     seq: int,
+    playbook: dict[str, Any] | None,
     computed: int,
     categories: dict[str, int | None],
     signals: list[SignalPoints],
@@ -235,6 +270,7 @@ def description(
     return {
         **base,
         "seq": seq,
+        "playbook": playbook,
         "computed_score": computed,
         "categories": categories,
         "signals": signals,

@@ -389,6 +389,9 @@ class Worker:
         for account_id, out, record in result.outputs:
             key = account_id.encode()
             headers = [
+                ("content-type", b"application/json"),
+                ("kind", out["kind"].encode()),
+                ("schema_version", b"%d" % out["schema_version"]),
                 ("source_partition", str(record.partition).encode()),
                 ("source_offset", str(record.offset).encode()),
                 ("source_timestamp_ms", str(record.timestamp_ms).encode()),

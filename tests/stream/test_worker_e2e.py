@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 from kafka_io import produce_raw, read_outputs, read_topic
 from scenarios import SILENT, as_lines, canonical, silent_account_stream
@@ -53,10 +54,20 @@ def test_worker_matches_replay_and_dead_letters_bad_input(
     asyncio.run(produce_raw(kafka_bootstrap, settings.input_topic, BAD))
     worker = WorkerProcess(settings, tmp_path)
     with worker:
-        got = read_outputs(kafka_bootstrap, settings.output_topic, settings.partitions, len(want))
+        out = asyncio.run(
+            read_topic(kafka_bootstrap, settings.output_topic, settings.partitions, len(want), 90)
+        )
         dead = asyncio.run(read_topic(kafka_bootstrap, settings.dead_letter_topic, 1, len(BAD), 30))
+    got = [orjson.loads(r.value) for r in out]
     assert len(got) == len(want), worker.log_tail()
     assert canonical(got) == canonical(want)
+    # each output record says what it holds, for a consumer that routes before parsing
+    for record, output in zip(out, got, strict=True):
+        headers = dict(record.headers)
+        assert headers["content-type"] == b"application/json"
+        assert headers["kind"] == output["kind"].encode()
+        assert headers["schema_version"] == b"1"
+        assert record.key == output["account_id"].encode()
 
     # the silent account's last score changes came from ticks alone, after its last event
     last_own_day = max(r["ts"] for r in records if r.get("account_id") == SILENT) // 86_400_000

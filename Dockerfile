@@ -16,7 +16,7 @@ USER healthstream
 WORKDIR /var/lib/healthstream
 
 # Prometheus metrics (HEALTHSTREAM_METRICS_PORT; 0 turns them off, and with them this check)
-EXPOSE 9464
+EXPOSE 9464 6066
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HEALTHSTREAM_METRICS_PORT', '9464') + '/metrics', timeout=4)"]
 ENTRYPOINT ["healthstream"]

@@ -45,6 +45,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "tick_interval_s": getattr(args, "tick_interval", None),
         "web_port": getattr(args, "web_port", None),
         "web_host": getattr(args, "web_host", None),
+        "metrics_port": getattr(args, "metrics_port", None),
         "web_enabled": True if getattr(args, "web", False) else None,
         "data_dir": getattr(args, "data_dir", None),
         "store": getattr(args, "store", None),
@@ -560,7 +561,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _add_common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
     # None: the settings decide (file, environment, then these defaults)
     d = Settings()
-    p.add_argument("--config", help="TOML settings file (a [healthstream] table)")
+    p.add_argument(
+        "--config", help="TOML settings file, a [healthstream] table (env HEALTHSTREAM_CONFIG)"
+    )
     p.add_argument("--profile", help="scoring profile TOML (default: the packaged default)")
     p.add_argument(
         "--min-step",
@@ -671,8 +674,18 @@ def _add_worker(sub: _Commands) -> None:
         help=f"seconds between wall-clock ticks (0: off; default {Settings().tick_interval_s:g})",
     )
     p.add_argument("--web", action="store_true", help="serve the worker's HTTP API")
-    p.add_argument("--web-port", type=int, help="HTTP port (default 6066)")
-    p.add_argument("--web-host", help="host name other workers reach this one at")
+    p.add_argument("--web-port", type=int, help=f"HTTP port (default {Settings().web_port})")
+    p.add_argument(
+        "--web-host",
+        help="address the HTTP API listens on and other workers reach it at "
+        f"(default {Settings().web_host}: this machine only; 0.0.0.0: every interface)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help=f"port of the Prometheus metrics, GET /metrics (default {Settings().metrics_port}; "
+        "0: not served)",
+    )
     p.add_argument(
         "--web-builtin-views",
         action="store_true",

@@ -15,6 +15,7 @@ the flush that covers them, so a commit never runs ahead of the changelog.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable
@@ -89,12 +90,13 @@ class HealthApp(BatchApp):
 
 def app_options(settings: Settings) -> dict[str, Any]:
     """Faust's configuration of the worker's app."""
-    web_host: dict[str, Any] = {}
-    if settings.web_host:
-        web_host = {
-            "web_host": settings.web_host,
-            "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
-        }
+    listen = settings.web_host or "127.0.0.1"
+    reached_at = socket.gethostname() if listen in ("0.0.0.0", "::") else listen
+    web_host = {
+        "web_bind": listen,
+        "web_host": reached_at,
+        "canonical_url": f"http://{reached_at}:{settings.web_port}",
+    }
     return {
         "broker": f"kafka://{settings.bootstrap_servers}",
         "store": settings.store,

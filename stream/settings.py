@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,35 +14,37 @@ from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from telemetry.mapping import InputMapping, MappingError
 
-ENVIRONMENT = {
-    "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
-    "HEALTHSTREAM_INPUT_TOPIC": "input_topic",
-    "HEALTHSTREAM_OUTPUT_TOPIC": "output_topic",
-    "HEALTHSTREAM_PARTITIONS": "partitions",
-    "HEALTHSTREAM_PROFILE": "profile_path",
-    "HEALTHSTREAM_APP_ID": "app_id",
-    "HEALTHSTREAM_DEAD_LETTER_TOPIC": "dead_letter_topic",
-    "HEALTHSTREAM_STORE": "store",
-    "HEALTHSTREAM_HISTORY_URL": "history_url",
-    "HEALTHSTREAM_OUTPUT_FILE": "output_file",
-    "HEALTHSTREAM_WEBHOOK_URL": "webhook_url",
-    "HEALTHSTREAM_WEBHOOK_SECRET": "webhook_secret",
-    "HEALTHSTREAM_METRICS_PORT": "metrics_port",
-    "HEALTHSTREAM_METRICS_ADDR": "metrics_addr",
-    "HEALTHSTREAM_WRONG_KEYS": "wrong_keys",
-    "HEALTHSTREAM_WEB_BUILTIN_VIEWS": "web_builtin_views",
-    "KAFKA_SECURITY_PROTOCOL": "kafka_security_protocol",
-    "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
-    "KAFKA_SASL_USERNAME": "kafka_sasl_username",
-    "KAFKA_SASL_PASSWORD": "kafka_sasl_password",
-    "KAFKA_SSL_CAFILE": "kafka_ssl_cafile",
-    "KAFKA_SSL_CERTFILE": "kafka_ssl_certfile",
-    "KAFKA_SSL_KEYFILE": "kafka_ssl_keyfile",
-    "KAFKA_SSL_KEY_PASSWORD": "kafka_ssl_key_password",
-    "KAFKA_SASL_OAUTH_TOKEN_PROVIDER": "kafka_sasl_oauth_token_provider",
-}
+#: the file of settings when no ``--config`` is given
+CONFIG_VARIABLE = "HEALTHSTREAM_CONFIG"
+#: variables of the HEALTHSTREAM_ prefix that are not settings of the worker
+OTHER_VARIABLES = frozenset({CONFIG_VARIABLE, "HEALTHSTREAM_UI_TOKEN"})
+#: settings whose variable is not named by the rule of ``env_name``
+_NAMED = {"bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS", "profile_path": "HEALTHSTREAM_PROFILE"}
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _boolean(text: str) -> bool:
+    if text.strip().lower() in _TRUE:
+        return True
+    if text.strip().lower() in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+def env_name(setting: str) -> str:
+    """The environment variable of a setting: ``KAFKA_`` and the rest for the Kafka
+    client's (``kafka_ssl_cafile``: ``KAFKA_SSL_CAFILE``), else ``HEALTHSTREAM_`` and the
+    name without a seconds suffix (``tick_interval_s``: ``HEALTHSTREAM_TICK_INTERVAL``)."""
+    if setting in _NAMED:
+        return _NAMED[setting]
+    if setting.startswith("kafka_"):
+        return "KAFKA_" + setting.removeprefix("kafka_").upper()
+    return "HEALTHSTREAM_" + setting.removesuffix("_s").upper()
 
 
 class SettingsError(ValueError):
@@ -134,8 +137,9 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_queue_size: int = 1000
     web_port: int = 6066
-    #: the host other workers reach this one's HTTP API at ("" : this machine's name)
-    web_host: str = ""
+    #: the address the HTTP API listens on, and other workers of the group reach it at
+    #: ("0.0.0.0": every interface, reached at this machine's name)
+    web_host: str = "127.0.0.1"
     web_enabled: bool = False
     #: also serve Faust's own ``/router/`` and ``/table/`` pages, which show the group's
     #: worker URLs, partitions and table contents; off: only the account API
@@ -182,11 +186,7 @@ class Settings:
                 continue
             try:
                 if isinstance(default, bool):
-                    value = (
-                        value
-                        if isinstance(value, bool)
-                        else str(value).lower() in ("1", "true", "yes")
-                    )
+                    value = value if isinstance(value, bool) else _boolean(str(value))
                 elif isinstance(default, int):
                     value = int(value)
                 elif isinstance(default, float):
@@ -223,6 +223,22 @@ class Settings:
                     "is one the worker reads and maps into the input topic"
                 )
         return _checked_kafka_security(result)
+
+
+#: every setting's environment variable (``inputs``, a list of tables, only in a file)
+ENVIRONMENT = {env_name(f.name): f.name for f in fields(Settings) if f.name != "inputs"}
+
+
+def _environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings the environment gives; a HEALTHSTREAM_ variable that names no setting
+    is an error, not ignored (a misspelt one would otherwise change nothing, silently)."""
+    known = {*ENVIRONMENT, *OTHER_VARIABLES}
+    for var in env:
+        if var.startswith("HEALTHSTREAM_") and var not in known:
+            close = difflib.get_close_matches(var, [*ENVIRONMENT, *OTHER_VARIABLES], 1, 0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SettingsError(f"environment variable {var}: no such setting{hint}")
+    return {name: env[var] for var, name in ENVIRONMENT.items() if var in env}
 
 
 def _check_sasl_credentials(settings: Settings, protocol: str, mechanism: str, sasl: bool) -> None:
@@ -314,14 +330,16 @@ def load_settings(
     # one validation over every source together: settings that go in pairs (a SASL user in
     # the file, its password in the environment) may come from different sources
     overrides: dict[str, Any] = {}
+    env = os.environ if environ is None else environ
+    if config_file is None:
+        config_file = env.get(CONFIG_VARIABLE) or None
     if config_file is not None:
         try:
             data = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{config_file}: {exc}") from exc
         overrides.update(data.get("healthstream", data))
-    env = os.environ if environ is None else environ
-    overrides.update({field: env[var] for var, field in ENVIRONMENT.items() if var in env})
+    overrides.update(_environment(env))
     overrides.update({key: value for key, value in (cli or {}).items() if value is not None})
     return Settings().with_overrides(overrides)
 

@@ -56,7 +56,7 @@ def test_the_stack_has_kafka_topics_worker_prometheus_and_grafana(
 ) -> None:
     assert set(services) == {"kafka", "topics", "worker", "prometheus", "grafana"}
     assert published(services["kafka"]) == {9092: 9092}
-    assert published(services["worker"]) == {9464: None}
+    assert published(services["worker"]) == {9464: None, 6066: None}
     assert published(services["prometheus"]) == {9090: 9090}
     assert published(services["grafana"]) == {3000: 3000}
 
@@ -163,6 +163,9 @@ def test_the_worker_environment_is_read_by_the_settings(services: dict[str, Any]
     assert not unknown, f"the settings read no such variable: {sorted(unknown)}"
     settings = worker_settings(services)  # raises SettingsError on a bad value
     assert settings.metrics_port in published(services["worker"])
+    # the account API listens on the container's every interface, on a published port
+    assert settings.web_enabled and settings.web_host == "0.0.0.0"
+    assert settings.web_port in published(services["worker"])
 
 
 def test_the_worker_runs_a_real_healthstream_worker_command(services: dict[str, Any]) -> None:
@@ -172,7 +175,10 @@ def test_the_worker_runs_a_real_healthstream_worker_command(services: dict[str, 
     entrypoint = re.search(r"^ENTRYPOINT (.+)$", dockerfile, re.M)
     assert entrypoint is not None
     assert yaml.safe_load(entrypoint.group(1)) == ["healthstream"]
-    assert re.search(rf"^EXPOSE {worker_settings(services).metrics_port}$", dockerfile, re.M)
+    settings = worker_settings(services)
+    exposed = re.search(r"^EXPOSE (.+)$", dockerfile, re.M)
+    assert exposed is not None
+    assert exposed.group(1).split() == [str(settings.metrics_port), str(settings.web_port)]
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     for package in {p.split(".")[0] for p in pyproject["tool"]["setuptools"]["packages"]}:
         assert re.search(rf"^COPY {package} {package}$", dockerfile, re.M), package

@@ -123,7 +123,8 @@ def healthcheck() -> list[str]:
 
 def test_the_health_check_asks_the_metrics_port_it_exposes() -> None:
     command = healthcheck()
-    [exposed] = instructions("EXPOSE")
+    [ports] = instructions("EXPOSE")
+    exposed = ports.split()[0]  # the metrics port, then the account API's
     assert f"'HEALTHSTREAM_METRICS_PORT', '{exposed}'" in command[-1]
 
 

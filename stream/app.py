@@ -54,6 +54,7 @@ from stream.web import RecentChanges, add_account_views, with_request_limits
 from telemetry.codec import BadEvent
 from telemetry.limits import DeadLetterRecord, dead_letter
 from telemetry.mapping import Skipped
+from windows.snapshot import decode_state
 from windows.telemetry import EventType
 
 #: the key of the tombstone that ends each flush in the changelog. No account id can be
@@ -204,6 +205,7 @@ class Worker:
             consumer_lag=lambda: cast(BatchConsumer, self.app.consumer).input_lag(),
             accounts_tracked=lambda: accounts_held(self.states, self.accounts),
             recovery=lambda: recovery_progress(self.app),
+            config_version=self.engine.version,
         )
         register_sinks(metrics, self.sinks)
         self.app.healthstream_metrics_server = MetricsServer(
@@ -231,12 +233,14 @@ class Worker:
                     raise RuntimeError("source records must reach map_sources, not the agent")
 
         app.timer(self.settings.flush_interval_s)(self.flush_when_quiet)
+        app.timer(self.settings.lag_probe_interval_s)(self.probe_lag)
         if self.settings.tick_interval_s > 0:
             app.timer(self.settings.tick_interval_s, on_leader=True)(self.tick)
         # mode's signals call receivers as (sender, *args, signal=...): typed as taking any
         # arguments, which a receiver naming its own cannot be
         app.on_partitions_assigned.connect(cast(Any, self.on_assigned))
         app.on_partitions_revoked.connect(cast(Any, self.on_revoked))
+        app.on_rebalance_complete.connect(cast(Any, self.on_rebalanced))
 
     # -- where accounts live ------------------------------------------------------------------
 
@@ -326,6 +330,24 @@ class Worker:
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.settings.input_topic)
         self.app.log.info("healthstream: scoring input partitions %s", mine)
 
+    async def on_rebalanced(self, sender: Any, **kwargs: Any) -> None:
+        """Once the table holds the assigned partitions' accounts: count them by zone, so
+        the zone gauges start from the accounts held, not from nothing at every start."""
+        async with self.lock:
+            self.metrics.set_zones(self.zones_held())
+
+    def zones_held(self) -> Tally[str]:
+        """The accounts of this worker's partitions by their last emitted zone."""
+        zones: Tally[str] = Tally()
+        for account in self.local_accounts():
+            value = self.states.get(account)
+            if value is None:
+                continue
+            state = decode_state(value) if isinstance(value, bytes) else value
+            if state.last_zone:
+                zones[state.last_zone] += 1
+        return zones
+
     async def on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         """Put the revoked partitions' unflushed accounts back to their last snapshot, and
         forget their records: the next owner reads them again from the last commit."""
@@ -340,6 +362,14 @@ class Worker:
         async with self.lock:
             if self.write_behind.due(time.monotonic()):
                 await self.flush()
+
+    async def probe_lag(self) -> None:
+        """Ask the brokers how far each assigned partition reaches, for the lag gauge; a
+        failed answer leaves the last one in place (the gauge then reads the fetches')."""
+        try:
+            await cast(BatchConsumer, self.app.consumer).probe_ends()
+        except Exception as exc:  # noqa: BLE001 - a metric must never stop the worker
+            self.app.log.warning("healthstream: end offsets not read: %s", exc)
 
     async def tick(self) -> None:
         """Append a wall-clock tick to every input partition, so silent accounts age."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, cast
@@ -82,6 +82,22 @@ def intake_of(app: Any) -> BatchIntake:
     return intake
 
 
+def records_behind(
+    partitions: list[TP],
+    committed: Mapping[TP, int | None],
+    fetched: Mapping[TP, int | None],
+    probed: Mapping[TP, int],
+) -> dict[tuple[str, int], int]:
+    """Per partition, its end (the later of the fetched and the probed one) minus its
+    committed offset, never below 0; a partition with no end known yet is left out."""
+    lag: dict[tuple[str, int], int] = {}
+    for tp in partitions:
+        ends = [end for end in (fetched.get(tp), probed.get(tp)) if end is not None]
+        if ends:
+            lag[(tp.topic, tp.partition)] = max(max(ends) - (committed.get(tp) or 0), 0)
+    return lag
+
+
 class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread with a configurable fetch wait (Faust fixes it at 1.5 s).
 
@@ -104,27 +120,39 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # private hook: the only place Faust chooses its consumer thread's class
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def input_lag(self) -> dict[int, int]:
-        """Per assigned input partition, the records past the committed offset.
+    #: end offsets asked of the broker by ``probe_ends``, per partition
+    probed_ends: dict[TP, int] | None = None
 
-        End offsets are the highwater marks of the last fetch and committed offsets the
-        last commit's: numbers aiokafka and Faust already hold, so the metrics server's
-        thread can read them without a request. Faust records a commit at offset 0 as
-        None, the same as none yet: both count from offset 0. A broker that reports an end
-        short of the last record (Tansu: its last batch's first offset + 1) can make the
-        difference negative: that reads as 0.
+    def _watched(self) -> list[TP]:
+        intake = intake_of(self.app)
+        topics = {intake.input_topic, *intake.source_topics}
+        return sorted(tp for tp in self.assignment() if tp.topic in topics)
+
+    async def probe_ends(self) -> None:
+        """Ask the brokers for the end offset of every assigned input and source partition.
+
+        The highwater marks of fetches stop moving when the fetcher stalls; these do not,
+        so a stalled fetcher shows as a growing lag rather than as none."""
+        watched = self._watched()
+        ends = await self.highwaters(*watched) if watched else {}
+        self.probed_ends = {tp: int(end) for tp, end in ends.items() if end is not None}
+
+    def input_lag(self) -> dict[tuple[str, int], int]:
+        """Per assigned input and source partition, the records past the committed offset.
+
+        Committed offsets are the last commit's; the end is the later of the last fetch's
+        highwater mark and the last ``probe_ends`` answer: numbers Faust and aiokafka
+        already hold, so the metrics server's thread can read them without a request.
+        Faust records a commit at offset 0 as None, the same as none yet: both count from
+        offset 0. A broker that reports an end short of the last record (Tansu: its last
+        batch's first offset + 1) can make the difference negative: that reads as 0.
         """
-        topic = intake_of(self.app).input_topic
         # Faust's last committed offsets, kept in the private ``_committed_offset``
         committed = self._committed_offset
-        lag: dict[int, int] = {}
-        for tp in self.assignment():
-            if tp.topic != topic:
-                continue
-            end = self.highwater(tp)
-            if end is not None:
-                lag[tp.partition] = max(end - (committed.get(tp) or 0), 0)
-        return lag
+        probed = self.probed_ends or {}
+        return records_behind(
+            self._watched(), committed, {tp: self.highwater(tp) for tp in self._watched()}, probed
+        )
 
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit for ``tp``: one past the run of offsets done, acked or in a

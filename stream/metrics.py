@@ -14,9 +14,11 @@ not the worker serves its HTTP API.
 from __future__ import annotations
 
 import logging
+import platform
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from threading import Thread
 from typing import Any, NamedTuple, TypeVar
 from wsgiref.simple_server import WSGIServer
@@ -72,7 +74,8 @@ class WorkerMetrics:
     """Every metric of one worker, in its own ``CollectorRegistry``.
 
     The readers are called at scrape time, on the metrics server's thread:
-    ``consumer_lag`` gives records past the committed offset per input partition,
+    ``consumer_lag`` gives records past the committed offset per (topic, partition) of the
+    input and source topics,
     ``accounts_tracked`` the accounts in this worker's table, and ``recovery`` whether the
     table is recovering and how many changelog records it still has to read.
     """
@@ -80,11 +83,13 @@ class WorkerMetrics:
     def __init__(
         self,
         source_topics: Sequence[str] = (),
-        consumer_lag: Callable[[], Mapping[int, int]] | None = None,
+        consumer_lag: Callable[[], Mapping[tuple[str, int], int]] | None = None,
         accounts_tracked: Callable[[], int] | None = None,
         recovery: Callable[[], tuple[bool, int]] | None = None,
+        config_version: str = "",
     ) -> None:
         self.registry = CollectorRegistry()
+        self._build_info(config_version)
         self._record_metrics()
         self._time_metrics()
         self._output_metrics()
@@ -95,6 +100,23 @@ class WorkerMetrics:
         self.sinks: dict[str, Callable[[], SinkCounts]] = {}
         self.registry.register(_LiveGauges(self, consumer_lag, accounts_tracked, recovery))
         self.registry.register(_SinkCounters(self.sinks))
+
+    def _build_info(self, config_version: str) -> None:
+        """What the worker runs: 1, labelled with the versions (an info metric)."""
+        labels = {
+            "version": _package_version("healthstream"),
+            "config_version": config_version,
+            "python": platform.python_version(),
+            "faust": _package_version("faust-streaming"),
+            "aiokafka": _package_version("aiokafka"),
+        }
+        Gauge(
+            "healthstream_build_info",
+            "Always 1: the versions this worker runs and the scoring configuration it emits "
+            "under (config_version, as on every output).",
+            list(labels),
+            registry=self.registry,
+        ).labels(**labels).set(1)
 
     def _record_metrics(self) -> None:
         """What became of input records: applied by type, dead-lettered, skipped, forwarded."""
@@ -160,8 +182,9 @@ class WorkerMetrics:
         )
         self.zone_accounts = Gauge(
             "healthstream_accounts_by_zone",
-            "Accounts per zone, from the score changes this worker emitted since it started "
-            "(sum over all workers of a group).",
+            "Accounts per zone: the accounts of this worker's partitions, counted from the "
+            "table after each rebalance and moved by each score change since (sum over all "
+            "workers of a group).",
             ["zone"],
             registry=self.registry,
         )
@@ -252,6 +275,11 @@ class WorkerMetrics:
         for reason, n in dead_letters.items():
             self.dead_letters.labels(reason=reason).inc(n)
 
+    def set_zones(self, zones: Mapping[str, int]) -> None:
+        """Start the zone gauges from a count of the accounts held (after a rebalance)."""
+        for zone in ACCOUNT_ZONES:
+            self.zone_accounts.labels(zone=zone).set(zones.get(zone, 0))
+
     def observe_outputs(self, outputs: Iterable[Mapping[str, Any]]) -> None:
         """Count outputs by kind, and move accounts between zones on each score change."""
         kinds: Tally[str] = Tally()
@@ -268,6 +296,13 @@ class WorkerMetrics:
         for zone, n in zones.items():
             if n:
                 self.zone_accounts.labels(zone=zone).inc(n)
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def register_sinks(metrics: WorkerMetrics, sinks: Sequence[AsyncSink]) -> None:
@@ -315,7 +350,7 @@ class _LiveGauges(Collector):
     def __init__(
         self,
         metrics: WorkerMetrics,
-        consumer_lag: Callable[[], Mapping[int, int]] | None,
+        consumer_lag: Callable[[], Mapping[tuple[str, int], int]] | None,
         accounts_tracked: Callable[[], int] | None,
         recovery: Callable[[], tuple[bool, int]] | None,
     ) -> None:
@@ -329,8 +364,8 @@ class _LiveGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         lag, event_lag, tracked, recovering, remaining = self._families()
-        for partition, records in sorted((_read(self.consumer_lag) or {}).items()):
-            lag.add_metric([str(partition)], records)
+        for (topic, partition), records in sorted((_read(self.consumer_lag) or {}).items()):
+            lag.add_metric([topic, str(partition)], records)
         newest = self.metrics.newest_event_ms
         if newest >= 0:
             event_lag.add_metric([], time.time() - newest / 1000)
@@ -348,9 +383,10 @@ class _LiveGauges(Collector):
         return (
             GaugeMetricFamily(
                 "healthstream_consumer_lag_records",
-                "Input records not yet committed, per assigned partition: the end offset of "
-                "the last fetch minus the committed offset.",
-                labels=["partition"],
+                "Records not yet committed, per assigned input and source partition: the "
+                "end offset (asked of the brokers, or of the last fetch if later) minus the "
+                "committed offset.",
+                labels=["topic", "partition"],
             ),
             GaugeMetricFamily(
                 "healthstream_event_time_lag_seconds",

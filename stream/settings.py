@@ -147,6 +147,9 @@ class Settings:
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0
     rebalance_timeout_s: float = 10.0
+    #: seconds between asking the brokers for the end offsets of the assigned partitions,
+    #: so that consumer lag grows while the fetcher is stalled
+    lag_probe_interval_s: float = 10.0
     #: port of the worker's Prometheus metrics (``GET /metrics``); 0: not served
     metrics_port: int = 9464
     #: the address the metrics server listens on ("0.0.0.0": every interface)
@@ -199,6 +202,10 @@ class Settings:
                 ) from None
             changes[key] = value
         result = replace(self, **changes)
+        if result.lag_probe_interval_s <= 0:
+            raise SettingsError(
+                f"lag_probe_interval_s: must be above 0, got {result.lag_probe_interval_s}"
+            )
         if result.partitions < 1:
             raise SettingsError(f"partitions: must be at least 1, got {result.partitions}")
         if not result.store.startswith(("memory://", "rocksdb://")):

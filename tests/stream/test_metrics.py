@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from faust.types import TP
 from kafka_io import produce_raw
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,6 +29,7 @@ from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import JsonlFileSink, MemorySink, ScoreHistory, ThreadedSink
+from stream.faust_internals import records_behind
 from stream.metrics import (
     ACCOUNT_ZONES,
     OUTPUT_KINDS,
@@ -152,7 +154,7 @@ def test_sinks_feed_their_own_totals_through_registration(tmp_path: Path) -> Non
 
 
 def test_a_reading_that_fails_is_left_out_of_the_scrape_not_the_rest() -> None:
-    def broken() -> dict[int, int]:
+    def broken() -> dict[tuple[str, int], int]:
         raise RuntimeError("partition revoked while reading")
 
     metrics = WorkerMetrics(
@@ -165,10 +167,31 @@ def test_a_reading_that_fails_is_left_out_of_the_scrape_not_the_rest() -> None:
     assert value(got, "healthstream_table_recovery_remaining_records") == 42
     assert value(got, "healthstream_event_time_lag_seconds") is None  # no event yet
 
-    lagging = WorkerMetrics(consumer_lag=lambda: {2: 10, 0: 0})
+    lagging = WorkerMetrics(
+        consumer_lag=lambda: {("telemetry", 2): 10, ("telemetry", 0): 0, ("segment", 0): 3}
+    )
     got = samples_of(generate_latest(lagging.registry).decode())
-    assert value(got, "healthstream_consumer_lag_records", partition="2") == 10
-    assert value(got, "healthstream_consumer_lag_records", partition="0") == 0
+    lag = "healthstream_consumer_lag_records"
+    assert value(got, lag, topic="telemetry", partition="2") == 10
+    assert value(got, lag, topic="telemetry", partition="0") == 0
+    assert value(got, lag, topic="segment", partition="0") == 3
+
+
+def test_lag_counts_from_the_brokers_end_so_a_stalled_fetcher_shows() -> None:
+    a, b, c = TP("telemetry", 0), TP("telemetry", 1), TP("segment", 0)
+    committed = {a: 100, b: None, c: 7}
+    # the fetcher stopped at 100 on partition 0; the brokers say the log reaches 900
+    fetched = {a: 100, b: 40, c: None}
+    probed = {a: 900, b: 30, c: 10}
+    assert records_behind([a, b, c], committed, fetched, probed) == {
+        ("telemetry", 0): 800,
+        ("telemetry", 1): 40,  # a fetch later than the last probe counts
+        ("segment", 0): 3,
+    }
+    # nothing known yet: left out, not reported as 0
+    assert records_behind([a], {}, {}, {}) == {}
+    # an end short of the commit (a broker that reports it so) reads as 0
+    assert records_behind([a], {a: 50}, {a: 49}, {}) == {("telemetry", 0): 0}
 
 
 def test_server_answers_over_http_and_a_taken_port_is_logged_not_fatal(
@@ -203,7 +226,9 @@ def promtool_check_metrics(text: str) -> None:
 
 def test_exposition_passes_promtool_check_metrics(tmp_path: Path) -> None:
     metrics = WorkerMetrics(
-        consumer_lag=lambda: {0: 5}, accounts_tracked=lambda: 1, recovery=lambda: (False, 0)
+        consumer_lag=lambda: {("telemetry", 0): 5},
+        accounts_tracked=lambda: 1,
+        recovery=lambda: (False, 0),
     )
     sink = ThreadedSink(JsonlFileSink(tmp_path / "out.jsonl"))
     register_sinks(metrics, [sink])
@@ -267,7 +292,7 @@ def test_a_running_worker_serves_metrics_that_follow_its_input(
         with worker:
             committed = asyncio.run(wait_for_commits(settings, kafka_records, 120))
             assert committed, worker.log_tail()
-            text = scrape_until_settled(port, settings.partitions)
+            text = scrape_until_settled(port, settings.partitions, settings.input_topic)
         assert secret not in worker.log_path.read_text()
     finally:
         receiver.shutdown()
@@ -288,7 +313,15 @@ def test_a_running_worker_serves_metrics_that_follow_its_input(
         assert value(got, "healthstream_accounts_by_zone", zone=zone) == zones[zone]
     assert value(got, "healthstream_accounts_tracked") == 4
     for partition in range(settings.partitions):
-        assert value(got, "healthstream_consumer_lag_records", partition=str(partition)) == 0
+        assert (
+            value(
+                got,
+                "healthstream_consumer_lag_records",
+                topic=settings.input_topic,
+                partition=str(partition),
+            )
+            == 0
+        )
     assert value(got, "healthstream_table_recovery_active") == 0
     assert (value(got, "healthstream_event_processing_seconds_count") or 0) >= 1
     newest = max(r["ts"] for r in records) / 1000
@@ -301,16 +334,89 @@ def test_a_running_worker_serves_metrics_that_follow_its_input(
     promtool_check_metrics(text)
 
 
-def scrape_until_settled(port: int, partitions: int, timeout: float = 30) -> str:
+def scrape_until_settled(port: int, partitions: int, topic: str, timeout: float = 30) -> str:
     """The exposition once every input partition reports a lag of 0 (all committed)."""
     deadline = time.monotonic() + timeout
     while True:
         text = scrape(port)
         got = samples_of(text)
         lags = [
-            value(got, "healthstream_consumer_lag_records", partition=str(p))
+            value(got, "healthstream_consumer_lag_records", topic=topic, partition=str(p))
             for p in range(partitions)
         ]
         if all(lag == 0 for lag in lags) or time.monotonic() > deadline:
             return text
         time.sleep(0.5)
+
+
+def test_build_info_names_the_versions_and_the_scoring_configuration() -> None:
+    from importlib.metadata import version
+
+    metrics = WorkerMetrics(config_version="abc123def456")
+    [family] = [
+        f
+        for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        if f.name == "healthstream_build_info"
+    ]
+    [sample] = family.samples
+    assert sample.value == 1
+    assert sample.labels["version"] == version("healthstream")
+    assert sample.labels["config_version"] == "abc123def456"
+    assert sample.labels["faust"] == version("faust-streaming")
+    assert sample.labels["aiokafka"] == version("aiokafka")
+
+
+def test_zone_gauges_start_from_the_accounts_held_and_move_from_there() -> None:
+    metrics = WorkerMetrics()
+    metrics.set_zones({"healthy": 5, "critical": 1})
+    metrics.observe_outputs(
+        [{"kind": "score_changed", "zone": "at_risk", "previous_zone": "healthy"}]
+    )
+    got = samples_of(generate_latest(metrics.registry).decode())
+    zones = {z: value(got, "healthstream_accounts_by_zone", zone=z) for z in ACCOUNT_ZONES}
+    assert zones == {"healthy": 4, "at_risk": 1, "critical": 1, "onboarding": 0}
+
+
+@pytest.mark.integration
+def test_a_restarted_worker_counts_its_accounts_by_zone_from_the_table(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    port = free_port()
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        app_id=f"hs-zones-{run}",
+        input_topic=f"telemetry-{run}",
+        output_topic=f"scores-{run}",
+        dead_letter_topic=f"deadletter-{run}",
+        flush_interval_s=0.5,
+        metrics_port=port,
+        metrics_addr="127.0.0.1",
+    )
+    records = silent_account_stream(accounts=6, days=40)
+    expected = MemorySink()
+    replay(as_lines(records), engine(), expected)
+    zones = final_zones([e for _, e in expected.events])
+    ticks = sum(r["type"] == "tick" for r in records)
+    kafka_records = ticks * settings.partitions + len(records) - ticks
+    asyncio.run(produce_records(settings, records))
+    first = WorkerProcess(settings, tmp_path / "first")
+    with first:
+        assert asyncio.run(wait_for_commits(settings, kafka_records, 120)), first.log_tail()
+    # a new worker, with no local state: it recovers the table and emits nothing new
+    second = WorkerProcess(settings, tmp_path / "second")
+    with second:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                got = samples_of(scrape(port))
+            except OSError:  # not listening yet
+                time.sleep(0.5)
+                continue
+            seen = {z: value(got, "healthstream_accounts_by_zone", zone=z) for z in ACCOUNT_ZONES}
+            if all(seen[z] == zones[z] for z in ACCOUNT_ZONES) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert value(got, "healthstream_outputs_total", kind="score_changed") == 0
+    assert seen == {z: zones[z] for z in ACCOUNT_ZONES}, second.log_tail()
+    assert sum(zones.values()) == len({e["account_id"] for _, e in expected.events}) > 1

@@ -502,6 +502,29 @@ class Worker:
             ack(message)
 
 
+def startup_line(settings: Settings, changelogs: list[str], profile: str, config: str) -> str:
+    """What a worker says once the broker answers: where it reads and writes, and where
+    to look at it (secrets are never part of it)."""
+    sources = "".join(f", {source.topic} (mapped)" for source in settings.inputs)
+    metrics = (
+        f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"
+        if settings.metrics_port
+        else "off"
+    )
+    web = (
+        f"http://{settings.web_host}:{settings.web_port}/accounts/"
+        if settings.web_enabled
+        else "off"
+    )
+    return (
+        f"worker: broker {settings.bootstrap_servers} ({settings.kafka_security_protocol}), "
+        f"group {settings.app_id}, reading {settings.input_topic}{sources}, "
+        f"writing {settings.output_topic}, dead letters {settings.dead_letter_topic}, "
+        f"changelog {', '.join(changelogs)}, store {settings.store}, "
+        f"profile {profile} ({config}), metrics {metrics}, API {web}"
+    )
+
+
 def create_app(settings: Settings) -> HealthApp:
     """Build the worker's Faust app from settings; ``faust.Worker`` runs it."""
     return Worker(settings).app

@@ -169,3 +169,25 @@ def test_operations_md_lists_every_setting_with_its_variable_and_default() -> No
             else f"`{value}`"
         )
         assert f"| `{setting}` | `{variable}` | {shown} |" in text, setting
+
+
+def test_the_start_up_line_says_where_the_worker_reads_writes_and_listens() -> None:
+    from stream.app import startup_line
+
+    settings = Settings(
+        bootstrap_servers="kafka-1:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="svc",
+        kafka_sasl_password="never-shown",
+        web_enabled=True,
+    ).with_overrides({})
+    line = startup_line(settings, ["healthstream-accounts-changelog"], "default", "abc")
+    assert line == (
+        "worker: broker kafka-1:9093 (SASL_SSL), group healthstream, reading telemetry, "
+        "writing health-scores, dead letters telemetry-deadletter, changelog "
+        "healthstream-accounts-changelog, store memory://, profile default (abc), "
+        "metrics http://0.0.0.0:9464/metrics, API http://127.0.0.1:6066/accounts/"
+    )
+    assert "never-shown" not in line
+    quiet = startup_line(Settings(metrics_port=0), [], "default", "abc")
+    assert quiet.endswith("metrics off, API off")

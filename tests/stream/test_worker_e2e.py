@@ -60,6 +60,13 @@ def test_worker_matches_replay_and_dead_letters_bad_input(
         dead = asyncio.run(read_topic(kafka_bootstrap, settings.dead_letter_topic, 1, len(BAD), 30))
     got = [orjson.loads(r.value) for r in out]
     assert len(got) == len(want), worker.log_tail()
+    # one line says where the worker reads, writes and can be looked at
+    said = worker.log_path.read_text()
+    assert (
+        f"healthstream: worker: broker {kafka_bootstrap} (PLAINTEXT), group {settings.app_id}, "
+        f"reading {settings.input_topic}, writing {settings.output_topic}, "
+        f"dead letters {settings.dead_letter_topic}, changelog {settings.app_id}-accounts-changelog"
+    ) in said
     assert canonical(got) == canonical(want)
     # each output record says what it holds, for a consumer that routes before parsing
     for record, output in zip(out, got, strict=True):

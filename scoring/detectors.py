@@ -17,7 +17,7 @@ severity from the response framework: ``monitor`` (note it), ``yellow`` (reach o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,16 +182,47 @@ def drop_onset(day: SeriesDay, p: Params, since: int = DAYS) -> tuple[int, Refer
     ref = day.reference(0, WEEKS - 4, p)
     if ref is None:
         return None
+    return _most_telling(day, ref, (7, 14, 21, 28), min(since, DAYS), p["alpha"], p)
+
+
+def _most_telling(
+    day: SeriesDay, ref: Reference, windows: Sequence[int], since: int, alpha: float, p: Params
+) -> tuple[int, Reference, float] | None:
+    """The window (of those within ``since`` days and the known history) whose count is
+    down and least likely by noise, if less likely than ``alpha``."""
     best: tuple[int, Reference, float] | None = None
-    for window in (7, 14, 21, 28):
-        if window > since:
+    for window in windows:
+        if window > since or DAYS - window < day.known:
             break
         if not day.down(window, ref.per_week, p):
             continue
         chance = ref.chance_of_at_most(day.last(window), window)
-        if chance < p["alpha"] and (best is None or chance < best[2]):
+        if chance < alpha and (best is None or chance < best[2]):
             best = (window, ref, chance)
     return best
+
+
+def long_reference(record: list[float] | None, p: Params) -> Reference | None:
+    """The usual level of a series from its weeks older than the 84-day view
+    (``AccountState.long_weeks``), once it holds ``min_long_weeks`` of them."""
+    if record is None or record[3] < p["min_long_weeks"]:
+        return None
+    mean, variance, weeks = record[1], record[2], record[3]
+    if mean < p["min_per_week"]:
+        return None
+    sample = max(0.0, (variance - mean) / (mean * mean))
+    shrunk = (weeks * sample + 4.0 * p["dispersion_prior"]) / (weeks + 4.0)
+    return Reference(mean, max(shrunk, p["min_dispersion"]), int(weeks))
+
+
+def long_onset(
+    day: SeriesDay, ref: Reference, p: Params, since: int
+) -> tuple[int, Reference, float] | None:
+    """A drop that has lasted months: the last 8 or 12 weeks (and the last week) at most
+    ``dip_ratio`` of the level before them and less likely than ``long_alpha`` by noise. At a
+    few events a week a month says too little; two or three say enough, judged against
+    the weeks before the view, which the drop has not touched."""
+    return _most_telling(day, ref, p["long_windows"], since, p["long_alpha"], p)
 
 
 def _recovery_window(per_week: float, down: int, p: Params) -> int:
@@ -228,7 +259,12 @@ def mark_no_recovery(record: list[float], day: SeriesDay, p: Params) -> None:
 
 
 def advance_watch(
-    record: list[float] | None, day: SeriesDay, clock: int, regime: bool, p: Params
+    record: list[float] | None,
+    day: SeriesDay,
+    clock: int,
+    regime: bool,
+    p: Params,
+    long_ref: Reference | None = None,
 ) -> list[float] | None:
     """The drop record of one series after today's reading (None: nothing to follow)."""
     if record is not None and record[_RECOVERED] == NO_DAY:
@@ -242,6 +278,8 @@ def advance_watch(
         if since > p["recent_days"]:
             record = None
     onset = drop_onset(day, p, since)  # not the recovered drop again
+    if onset is None and long_ref is not None:
+        onset = long_onset(day, long_ref, p, since)
     if onset is None:
         return record
     window, ref, _ = onset
@@ -504,6 +542,12 @@ DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "recovery_events": 20,
         # a recovered drop is shown (monitor) for this many days
         "recent_days": 14,
+        # a drop lasting this long (days) is judged against the weeks before the 84-day
+        # view, once the account has this many of them
+        "long_windows": [56, 84],
+        # read every day over two windows: stricter than alpha, for the same rate of onsets
+        "long_alpha": 0.002,
+        "min_long_weeks": 8,
         **_COUNTS,
         "action": "Note it, no outreach needed.",
         "no_recovery_action": "Reach out to check in and understand the context.",
@@ -699,7 +743,8 @@ class DetectorSet:
         if self.drop is not None:
             record = state.watch.get(name)
             if advance:
-                record = advance_watch(record, day, clock, regime is not None, self.drop)
+                long_ref = long_reference(state.long_weeks.get(str(int(series))), self.drop)
+                record = advance_watch(record, day, clock, regime is not None, self.drop, long_ref)
                 if record is None:
                     state.watch.pop(name, None)
                 else:

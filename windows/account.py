@@ -81,6 +81,41 @@ def date_to_day(text: str) -> int:
     return date.fromisoformat(text[:10]).toordinal() - _EPOCH_ORDINAL
 
 
+#: the series whose weeks before the 84-day view are kept (``AccountState.long_weeks``):
+#: the product's use, where a decline can last months
+LONG_SERIES = frozenset(
+    {
+        Series.LOGINS,
+        Series.VALUE_ACTIONS,
+        Series.FEATURE_USES,
+        Series.API_CALLS,
+        Series.INTEGRATION_CREATED,
+        Series.INTEGRATION_CLOSED,
+        Series.INTEGRATION_MESSAGES,
+    }
+)
+#: the detectors' view: the 84 complete days ending yesterday
+VIEW_DAYS = 84
+#: how many weeks the long history averages over, at most (its half-life: about 18 weeks)
+LONG_WEEKS = 26
+#: day 0 (1970-01-01) was a Thursday: weeks run Monday to Sunday
+WEEK_OFFSET = 3
+
+
+def fold_week(record: list[float], total: float) -> None:
+    """Add a complete week's total to a long history [_, mean, variance, weeks, _]: an
+    average of all weeks while there are fewer than ``LONG_WEEKS``, then exponentially
+    weighted, so that it follows a level that moves over many months."""
+    weeks = record[3] + 1.0
+    weight = 1.0 / min(weeks, LONG_WEEKS)
+    delta = total - record[1]
+    # rounded: short in a snapshot, and the same whichever way the state was built
+    record[1] = round(record[1] + weight * delta, 2)
+    record[2] = round((1.0 - weight) * (record[2] + weight * delta * delta), 1)
+    record[3] = weeks
+    record[4] = 0.0  # whole weeks from here on
+
+
 def _ema(old: float, new: float, count: int) -> float:
     return new if count == 0 else old + EMA_ALPHA * (new - old)
 
@@ -174,6 +209,7 @@ class AccountState:
         "last_use_day",
         "longest_silence",
         "resting",
+        "long_weeks",
         *DERIVED_SLOTS,
     )
 
@@ -269,6 +305,11 @@ class AccountState:
         #: again within 24 hours: findings (a drop's stages as one; see scoring.detectors)
         #: and zones just left (``zone:NAME``) → the last day each rests
         self.resting: dict[str, int] = {}
+        #: per series (its index, as text), the usual weekly total of the weeks older than
+        #: the detectors' 84-day view, what a decline lasting months is judged against:
+        #: [this week's total so far, the mean, variance and number of the weeks folded,
+        #: the first day held] (see ``fold_week``)
+        self.long_weeks: dict[str, list[float]] = {}
 
     def _init_derived(self) -> None:
         # derived, never stored: signal points as of ``cache_clock`` (see scoring.model),
@@ -289,14 +330,39 @@ class AccountState:
         if self.clock == NO_DAY or day <= self.clock:
             return False
         days = day - self.clock
-        for buckets in self.series:
+        for index, buckets in enumerate(self.series):
             if buckets is not None:
+                if index in LONG_SERIES:
+                    self._keep_leaving_days(index, buckets, day)
                 buckets.shift(day, days)
         self.clock = day
         if self.features_before:
             # read only for a feature used on the clock's day, and none is yet on the new one
             self.features_before = {}
         return True
+
+    def _keep_leaving_days(self, index: int, buckets: DailyBuckets, day: int) -> None:
+        """Fold the days that leave the 84-day view as the clock moves to ``day`` into the
+        series' long history, a whole week (Monday to Sunday, UTC) at a time."""
+        first = self.clock - VIEW_DAYS
+        last = day - VIEW_DAYS - 1  # the last day that is out of the view at ``day``
+        if last < first:
+            return
+        key = str(index)
+        record = self.long_weeks.get(key)
+        first = max(first, last - 7 * LONG_WEEKS)  # a long jump: older days say nothing
+        if record is None:
+            # the first day it holds: a week that began before it is not whole
+            record = self.long_weeks[key] = [0.0, 0.0, 0.0, 0.0, float(first)]
+        counts = buckets.counts
+        clock = self.clock
+        for leaving in range(first, last + 1):
+            if leaving <= clock:
+                record[0] += counts[leaving % HORIZON]
+            if (leaving + WEEK_OFFSET) % 7 == 6:
+                if leaving - 6 >= max(self.first_day, record[4]):
+                    fold_week(record, record[0])
+                record[0] = 0.0
 
     # -- events ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from scoring.detectors import (
 )
 from scoring.profile import load_profile
 from windows.account import AccountState
+from windows.account import Series as SERIES
 from windows.buckets import DailyBuckets
 from windows.days import iso_day
 from windows.snapshot import decode_state, encode_state
@@ -153,6 +154,51 @@ def test_a_drop_that_lasts_20_weeks_stays_a_drop_with_no_recovery() -> None:
     assert drop.evidence["days_down"] >= 140
     assert drop.evidence["change_pct"] < -70
     assert drop.evidence["drop_start"] <= "2026-01-15"
+
+
+def test_the_weeks_that_leave_the_view_keep_the_usual_level_in_the_state() -> None:
+    acct = Series()
+    acct.live([2] * 7 * 20)  # 14 a week, for 20 weeks
+    mean, variance, weeks = acct.state.long_weeks[str(int(SERIES.VALUE_ACTIONS))][1:4]
+    # the weeks older than the 84-day view, whole weeks only (Monday to Sunday)
+    assert mean == 14.0 and variance == 0.0
+    assert 6 <= weeks <= 8
+    again = decode_state(encode_state(acct.state))
+    assert again.long_weeks == acct.state.long_weeks
+
+
+def test_a_sparse_drop_that_lasts_months_is_judged_against_the_weeks_before_the_view() -> None:
+    # 2 value actions a week for 40 weeks, then 0.4 a week: a month of that says little,
+    # two months against the level before the 84-day view say enough
+    flagged_at_8_weeks = 0
+    for seed in range(10):
+        acct = Series()
+        acct.live(noisy(2, 280, seed=seed))
+        after = acct.live(noisy(0.4, 140, seed=100 + seed))
+        flagged = [("drop_no_recovery", "yellow") in keys(day) for day in after]
+        flagged_at_8_weeks += flagged[56]
+        assert flagged[-1], seed  # still flagged after 20 weeks
+        if flagged[56]:
+            drop = next(f for f in after[56] if f.detector == "drop_no_recovery")
+            assert drop.evidence["usual_per_week"] >= 1.5  # the level before, not the new low
+    assert flagged_at_8_weeks >= 7
+
+
+def test_a_sparse_steady_series_starts_no_drop_in_the_long_view() -> None:
+    # a drop the long view starts has lasted 56 days or more when it is first seen
+    long_onsets = 0
+    for seed in range(10):
+        acct = Series()
+        days = acct.live(noisy(2, 420, seed=200 + seed))
+        seen: set[str] = set()
+        for findings in days:
+            for f in findings:
+                if f.detector in ("single_drop", "drop_no_recovery"):
+                    start = f.evidence["drop_start"]
+                    if start not in seen and f.evidence["days_down"] >= 56:
+                        long_onsets += 1
+                    seen.add(start)
+    assert long_onsets <= 1
 
 
 def test_a_dip_that_recovers_within_two_weeks_is_only_monitored() -> None:

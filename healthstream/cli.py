@@ -512,7 +512,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a worker: consume the input topic, keep account tables, emit score changes."""
     from stream.app import create_app, run_worker, startup_line
     from stream.kafka import await_broker, client_options
-    from stream.settings import build_engine
     from stream.topics import check_changelogs, table_changelogs
 
     settings = _settings(args)
@@ -526,8 +525,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     asyncio.run(waiting)
     # refused here, before Faust starts: a refusal from inside it comes with a traceback
     asyncio.run(check_changelogs(settings, table_changelogs(app), _say))
-    engine = build_engine(settings)
-    _say(startup_line(settings, table_changelogs(app), engine.profile.name, engine.version))
+    assert app.healthstream_engine is not None  # built with the app
+    _say(startup_line(settings, table_changelogs(app), app.healthstream_engine))
     run_worker(app, args.loglevel)
     return 0
 

@@ -73,9 +73,16 @@ class Reference:
         if mean <= 0.0:
             return None
         var = sum((x - mean) ** 2 for x in totals) / (n - 1)
-        sample = max(0.0, (var - mean) / (mean * mean))
-        shrunk = (n * sample + 4.0 * prior) / (n + 4.0)
-        return cls(mean, max(shrunk, floor), n)
+        return cls.of_moments(mean, var, n, prior, floor)
+
+    @classmethod
+    def of_moments(
+        cls, mean: float, variance: float, weeks: int, prior: float, floor: float
+    ) -> Reference:
+        """From the mean and variance of ``weeks`` weekly totals (``mean`` > 0)."""
+        sample = max(0.0, (variance - mean) / (mean * mean))
+        shrunk = (weeks * sample + 4.0 * prior) / (weeks + 4.0)
+        return cls(mean, max(shrunk, floor), weeks)
 
     def expected(self, days: int) -> tuple[float, float]:
         """Mean and variance of a total over ``days`` days, were the account as usual.

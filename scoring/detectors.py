@@ -207,12 +207,10 @@ def long_reference(record: list[float] | None, p: Params) -> Reference | None:
     (``AccountState.long_weeks``), once it holds ``min_long_weeks`` of them."""
     if record is None or record[3] < p["min_long_weeks"]:
         return None
-    mean, variance, weeks = record[1], record[2], record[3]
+    mean, variance, weeks = record[1], record[2], int(record[3])
     if mean < p["min_per_week"]:
         return None
-    sample = max(0.0, (variance - mean) / (mean * mean))
-    shrunk = (weeks * sample + 4.0 * p["dispersion_prior"]) / (weeks + 4.0)
-    return Reference(mean, max(shrunk, p["min_dispersion"]), int(weeks))
+    return Reference.of_moments(mean, variance, weeks, p["dispersion_prior"], p["min_dispersion"])
 
 
 def long_onset(

@@ -25,6 +25,7 @@ import faust
 import orjson
 from faust.types import TP, Message
 
+from scoring.engine import HealthEngine
 from scoring.outputs import OutputEvent
 from sinks import AsyncSink, DeliveryFailure
 from stream.batches import KeyPartitioner, PartitionBatches
@@ -71,6 +72,8 @@ class HealthApp(BatchApp):
     healthstream_sinks: list[AsyncSink] = []
     #: serves ``/metrics`` from start-up, table recovery included (see ``stream.metrics``)
     healthstream_metrics_server: MetricsServer | None = None
+    #: what the worker scores with (its profile, its config version)
+    healthstream_engine: HealthEngine | None = None
 
     def adapt_web(self, web: Any) -> Any:
         return with_request_limits(web)
@@ -155,7 +158,7 @@ class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = HealthApp(settings.app_id, **app_options(settings))
-        self.engine = build_engine(settings)
+        self.engine = self.app.healthstream_engine = build_engine(settings)
         self.source = self.app.topic(
             settings.input_topic,
             key_serializer="raw",
@@ -502,9 +505,9 @@ class Worker:
             ack(message)
 
 
-def startup_line(settings: Settings, changelogs: list[str], profile: str, config: str) -> str:
-    """What a worker says once the broker answers: where it reads and writes, and where
-    to look at it (secrets are never part of it)."""
+def startup_line(settings: Settings, changelogs: list[str], engine: HealthEngine) -> str:
+    """What a worker says once the broker answers: where it reads and writes, what it
+    scores with, and where to look at it (secrets are never part of it)."""
     sources = "".join(f", {source.topic} (mapped)" for source in settings.inputs)
     metrics = (
         f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"
@@ -521,7 +524,7 @@ def startup_line(settings: Settings, changelogs: list[str], profile: str, config
         f"group {settings.app_id}, reading {settings.input_topic}{sources}, "
         f"writing {settings.output_topic}, dead letters {settings.dead_letter_topic}, "
         f"changelog {', '.join(changelogs)}, store {settings.store}, "
-        f"profile {profile} ({config}), metrics {metrics}, API {web}"
+        f"profile {engine.profile.name} ({engine.version}), metrics {metrics}, API {web}"
     )
 
 

@@ -149,10 +149,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """
         # Faust's last committed offsets, kept in the private ``_committed_offset``
         committed = self._committed_offset
-        probed = self.probed_ends or {}
-        return records_behind(
-            self._watched(), committed, {tp: self.highwater(tp) for tp in self._watched()}, probed
-        )
+        watched = self._watched()
+        fetched = {tp: self.highwater(tp) for tp in watched}
+        return records_behind(watched, committed, fetched, self.probed_ends or {})
 
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit for ``tp``: one past the run of offsets done, acked or in a

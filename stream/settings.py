@@ -29,10 +29,9 @@ _FALSE = ("0", "false", "no", "off", "")
 
 
 def _boolean(text: str) -> bool:
-    if text.strip().lower() in _TRUE:
-        return True
-    if text.strip().lower() in _FALSE:
-        return False
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
     raise ValueError(text)
 
 
@@ -242,7 +241,7 @@ def _environment(env: Mapping[str, str]) -> dict[str, str]:
     known = {*ENVIRONMENT, *OTHER_VARIABLES}
     for var in env:
         if var.startswith("HEALTHSTREAM_") and var not in known:
-            close = difflib.get_close_matches(var, [*ENVIRONMENT, *OTHER_VARIABLES], 1, 0.75)
+            close = difflib.get_close_matches(var, sorted(known), 1, 0.75)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise SettingsError(f"environment variable {var}: no such setting{hint}")
     return {name: env[var] for var, name in ENVIRONMENT.items() if var in env}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from faust.types import TP
-from kafka_io import produce_raw
+from kafka_io import fresh_settings, produce_raw
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from scenarios import as_lines, silent_account_stream
@@ -39,7 +39,6 @@ from stream.metrics import (
     register_sinks,
 )
 from stream.scorer import BatchScorer, InputRecord, StrKeyedBytesStore
-from stream.settings import Settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -261,21 +260,16 @@ def test_a_running_worker_serves_metrics_that_follow_its_input(
 ) -> None:
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), FlakyReceiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    run = uuid.uuid4().hex[:8]
     port = free_port()
-    secret = f"webhook-secret-{run}"
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
-        app_id=f"hs-metrics-{run}",
-        input_topic=f"telemetry-{run}",
-        output_topic=f"scores-{run}",
-        dead_letter_topic=f"deadletter-{run}",
+    secret = f"webhook-secret-{uuid.uuid4().hex[:8]}"
+    settings = fresh_settings(
+        kafka_bootstrap,
+        "metrics",
+        metrics_port=port,
+        metrics_addr="127.0.0.1",
         output_file=str(tmp_path / "outputs.jsonl"),
         webhook_url=f"http://127.0.0.1:{receiver.server_address[1]}/scores",
         webhook_secret=secret,
-        flush_interval_s=0.5,
-        metrics_port=port,
-        metrics_addr="127.0.0.1",
     )
     records = silent_account_stream(accounts=3, days=30)
     bad = [b"not json at all", b'{"event_id":"x","account_id":"a","type":"warp","ts":1}']
@@ -381,18 +375,8 @@ def test_zone_gauges_start_from_the_accounts_held_and_move_from_there() -> None:
 def test_a_restarted_worker_counts_its_accounts_by_zone_from_the_table(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:8]
     port = free_port()
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
-        app_id=f"hs-zones-{run}",
-        input_topic=f"telemetry-{run}",
-        output_topic=f"scores-{run}",
-        dead_letter_topic=f"deadletter-{run}",
-        flush_interval_s=0.5,
-        metrics_port=port,
-        metrics_addr="127.0.0.1",
-    )
+    settings = fresh_settings(kafka_bootstrap, "zones", metrics_port=port, metrics_addr="127.0.0.1")
     records = silent_account_stream(accounts=6, days=40)
     expected = MemorySink()
     replay(as_lines(records), engine(), expected)

@@ -16,6 +16,7 @@ from stream.settings import (
     ENVIRONMENT,
     Settings,
     SettingsError,
+    build_engine,
     env_name,
     load_settings,
 )
@@ -181,13 +182,14 @@ def test_the_start_up_line_says_where_the_worker_reads_writes_and_listens() -> N
         kafka_sasl_password="never-shown",
         web_enabled=True,
     ).with_overrides({})
-    line = startup_line(settings, ["healthstream-accounts-changelog"], "default", "abc")
+    engine = build_engine(settings)
+    line = startup_line(settings, ["healthstream-accounts-changelog"], engine)
     assert line == (
         "worker: broker kafka-1:9093 (SASL_SSL), group healthstream, reading telemetry, "
         "writing health-scores, dead letters telemetry-deadletter, changelog "
-        "healthstream-accounts-changelog, store memory://, profile default (abc), "
+        f"healthstream-accounts-changelog, store memory://, profile default ({engine.version}), "
         "metrics http://0.0.0.0:9464/metrics, API http://127.0.0.1:6066/accounts/"
     )
     assert "never-shown" not in line
-    quiet = startup_line(Settings(metrics_port=0), [], "default", "abc")
+    quiet = startup_line(Settings(metrics_port=0), [], engine)
     assert quiet.endswith("metrics off, API off")

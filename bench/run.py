@@ -3,7 +3,8 @@
 (a) the limit: a plain aiokafka consume + orjson decode loop over the workload topic;
 (b) the worker end to end: consumed → windows → score → changelog and outputs acknowledged;
 (c) ``replay``: the core alone over the same records.
-Then latency at a fixed moderate rate, peak memory, state size and recovery time.
+Then latency at a fixed moderate rate, peak memory, state size and recovery time. Then
+the steady-state workload, few accounts with long histories (``bench/steady.py``).
 Figures go to stdout and to bench/results.json.
 """
 
@@ -259,7 +260,23 @@ def main() -> int:
         "latency of the path itself, without a queue (0: skip)",
     )
     parser.add_argument("--store", default="memory://", help="memory:// or rocksdb://")
+    parser.add_argument("--steady-accounts", type=int, default=500)
+    parser.add_argument("--steady-days", type=int, default=90)
+    parser.add_argument(
+        "--steady-intensity",
+        type=float,
+        default=10.0,
+        help="the generator's activity multiplier (10: about 42 events per account-day)",
+    )
+    parser.add_argument("--skip-cold", action="store_true", help="run the steady stage only")
+    parser.add_argument("--skip-steady", action="store_true", help="run the cold stage only")
     args = parser.parse_args()
+    if args.skip_cold and args.skip_steady:
+        parser.error("--skip-cold and --skip-steady: nothing left to run")
+    import steady  # here, not at the top: it imports this module
+
+    if args.skip_cold:
+        return steady.run_steady(args)
     results: dict[str, Any] = {}
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -372,11 +389,12 @@ def main() -> int:
         f"  ratios: worker/raw {results['worker_to_raw']:.3f}, "
         f"replay/raw {results['replay_to_raw']:.3f}"
     )
+    results.update(steady.previous_steady())  # until the steady stage replaces them
     (HERE / "results.json").write_text(
         orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n"
     )
     say(f"  written to {HERE / 'results.json'}")
-    return 0
+    return 0 if args.skip_steady else steady.run_steady(args)
 
 
 if __name__ == "__main__":

@@ -51,16 +51,33 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def workload(accounts: int, days: int) -> list[bytes]:
-    path = HERE / f"workload-{accounts}-{days}.jsonl"
+def cached_workload(path: Path, scenario: Scenario, what: str) -> list[bytes]:
+    """The scenario's records as JSON lines, generated once into ``path``."""
     if not path.exists():
-        say(f"  generating {accounts:,} accounts x {days} days ...")
+        say(f"  generating {what} ...")
         tmp = path.with_suffix(".part")
         with open(tmp, "wb") as f:
-            for record in generate(Scenario(accounts=accounts, days=days)):
+            for record in generate(scenario):
                 f.write(orjson.dumps(record) + b"\n")
         tmp.rename(path)
     return path.read_bytes().splitlines()
+
+
+def workload(accounts: int, days: int) -> list[bytes]:
+    return cached_workload(
+        HERE / f"workload-{accounts}-{days}.jsonl",
+        Scenario(accounts=accounts, days=days),
+        f"{accounts:,} accounts x {days} days",
+    )
+
+
+def is_tick(line: bytes) -> bool:
+    return line.startswith(b'{"type":"tick"')
+
+
+def kafka_records(lines: list[bytes]) -> int:
+    """The Kafka records ``produce`` makes of ``lines``: a tick goes to every partition."""
+    return len(lines) + sum(1 for line in lines if is_tick(line)) * (PARTITIONS - 1)
 
 
 def settings_for(bootstrap: str, run: str, input_topic: str, store: str) -> Settings:
@@ -80,8 +97,7 @@ async def produce(settings: Settings, lines: list[bytes]) -> int:
     async with TelemetryProducer(settings) as producer:
         for line in lines:
             await producer.send(orjson.loads(line))
-    ticks = sum(1 for line in lines if line.startswith(b'{"type":"tick"'))
-    return len(lines) + ticks * (PARTITIONS - 1)
+    return kafka_records(lines)
 
 
 @asynccontextmanager
@@ -196,9 +212,7 @@ def time_recovery(settings: Settings, workdir: Path) -> tuple[float, float]:
 
 async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[float]:
     """Produce at ``rate`` events/s; latency of each score change from its event's append."""
-    lines = [line for line in workload_small() if not line.startswith(b'{"type":"tick"')][
-        : int(rate * seconds)
-    ]
+    lines = [line for line in workload_small() if not is_tick(line)][: int(rate * seconds)]
     producer = kafka.producer(settings, linger_ms=0)
     await producer.start()
     try:
@@ -285,7 +299,7 @@ def main() -> int:
         say(f"healthstream bench: broker {bootstrap}, {PARTITIONS} partitions, {args.store}")
         results["store"] = args.store
         lines = workload(args.accounts, args.days)
-        events = sum(1 for line in lines if not line.startswith(b'{"type":"tick"'))
+        events = sum(1 for line in lines if not is_tick(line))
         say(f"  workload: {events:,} events, {args.accounts:,} accounts")
         run = uuid.uuid4().hex[:6]
         topic = f"bench-in-{run}"

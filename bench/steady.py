@@ -40,6 +40,9 @@ from aiokafka import TopicPartition
 from run import (
     HERE,
     PARTITIONS,
+    cached_workload,
+    is_tick,
+    kafka_records,
     peak_rss_mb,
     produce,
     raw_loop,
@@ -50,15 +53,15 @@ from run import (
 
 from healthstream.dev.broker import EmbeddedBroker
 from healthstream.dev.process import WorkerProcess
-from healthstream.dev.synthetic import Scenario, generate
+from healthstream.dev.synthetic import Scenario
 from healthstream.tools.replay import replay
 from sinks import MemorySink
 from stream import kafka
 from stream.runtime import tune_gc
 from stream.settings import Settings, build_engine
 from stream.topics import create_worker_topics
+from windows.telemetry import MS_PER_DAY
 
-MS_PER_DAY = 86_400_000
 #: the steady figures count the records from this day of the scenario on
 STEADY_FROM_DAY = 30
 #: the peer's table (its changelog: ``<app id>-<table>-changelog``)
@@ -69,28 +72,12 @@ RESULTS = HERE / "results.json"
 
 
 def steady_workload(scenario: Scenario) -> list[bytes]:
-    """The scenario's records as JSON lines, cached in bench/ like the cold workload."""
-    path = HERE / f"steady-{scenario.accounts}-{scenario.days}-{scenario.intensity:g}.jsonl"
-    if not path.exists():
-        say(
-            f"  generating {scenario.accounts:,} accounts x {scenario.days} days, "
-            f"intensity {scenario.intensity:g} ..."
-        )
-        tmp = path.with_suffix(".part")
-        with open(tmp, "wb") as f:
-            for record in generate(scenario):
-                f.write(orjson.dumps(record) + b"\n")
-        tmp.rename(path)
-    return path.read_bytes().splitlines()
-
-
-def is_tick(line: bytes) -> bool:
-    return line.startswith(b'{"type":"tick"')
-
-
-def kafka_records(lines: list[bytes]) -> int:
-    """The Kafka records ``produce`` makes of ``lines``: a tick goes to every partition."""
-    return len(lines) + sum(1 for line in lines if is_tick(line)) * (PARTITIONS - 1)
+    """The scenario's records, cached in bench/ like the cold workload."""
+    name = f"steady-{scenario.accounts}-{scenario.days}-{scenario.intensity:g}.jsonl"
+    what = (
+        f"{scenario.accounts:,} accounts x {scenario.days} days, intensity {scenario.intensity:g}"
+    )
+    return cached_workload(HERE / name, scenario, what)
 
 
 def first_line_from(lines: list[bytes], ts_ms: int) -> int:

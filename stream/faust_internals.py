@@ -8,7 +8,9 @@ crash, failover and recovery tests):
 - ``BatchConsumer`` and ``TunedConsumerThread``: input records a fetched batch at a time
   (Faust's per-record stream machinery caps a worker at about 10,000-14,000 events/s), a
   configurable fetch wait (Faust fixes it at 1.5 s), commit bookkeeping that counts each
-  offset once (Faust's can stall a partition's commit after a rebalance).
+  offset once (Faust's can stall a partition's commit after a rebalance), and an intake
+  held closed from a rebalance until the seek that follows table recovery (Faust hands
+  over records fetched before it).
 - ``BatchRecovery`` and ``BatchTableManager``: table recovery a queue-full at a time (Faust's
   loop costs about 200 us per changelog event).
 - ``BatchApp``: the app that makes them, and where the worker's handlers are given.
@@ -193,9 +195,54 @@ class BatchConsumer(faust_aiokafka.Consumer):
         acked[:] = ordered[end:]
         return last + 1
 
+    #: how many seeks to committed offsets have begun (see ``perform_seek``)
+    seeks = 0
+    #: whether input records may be applied: the tables hold every assigned partition's
+    #: accounts and the partitions were sought to their committed offsets since the last
+    #: rebalance. Faust resumes fetching before both (to read the changelogs); an input
+    #: record fetched meanwhile comes from wherever the fetcher stood and would be applied
+    #: to accounts half restored
+    intake_open = False
+    #: the consumer generation whose table recovery has completed (None: none since the
+    #: last rebalance); set by ``BatchRecovery``
+    recovered_generation: int | None = None
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.intake_open, self.recovered_generation = False, None
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self.intake_open, self.recovered_generation = False, None
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def perform_seek(self) -> None:
+        """Faust's seek of every assigned partition to its committed offset; the first seek
+        after the tables are recovered opens the intake (see ``intake_open``)."""
+        self.seeks += 1
+        await super().perform_seek()
+        if self.recovered_generation == self.app.consumer_generation_id:
+            self.intake_open = True
+
+    async def _fetch_again(self, partitions: set[TP]) -> None:
+        """Seek back partitions whose fetched records were dropped: every assigned partition
+        to its committed offset (``perform_seek``), and these, if never committed, to their
+        beginning. Records read again that were applied are skipped by the scorer."""
+        assigned = self.assignment()
+        if not assigned:
+            return
+        try:
+            await self.perform_seek()
+            for tp in partitions & assigned:
+                if self._committed_offset.get(tp) is None:
+                    await self.seek(tp, 0)
+        except Exception as exc:  # noqa: BLE001 - a rebalance under way seeks again
+            self.log.warning("healthstream: seeking back after a dropped fetch: %r", exc)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - via worker
         """Faust's private fetch loop (0.15.3), with its per-record delivery replaced by one
-        call per fetched batch; read offsets, gaps and commits kept as Faust keeps them."""
+        call per fetched batch; read offsets, gaps and commits kept as Faust keeps them.
+        Input records fetched while the intake was closed, or across a seek, are dropped
+        unread: a seek to the committed offsets brings them again."""
         intake = intake_of(self.app)
         handler = intake.handle_batch
         input_topic = intake.input_topic
@@ -212,15 +259,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
+                seeks, was_open = self.seeks, self.intake_open
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 if self.should_stop:
                     break
+                fetched = [(tp, message) async for tp, message in ait]
+                if not (was_open and self.intake_open and self.seeks == seeks):
+                    dropped = {tp for tp, _ in fetched if tp.topic == input_topic}
+                    if dropped:
+                        fetched = [(tp, m) for tp, m in fetched if tp not in dropped]
+                        await self._fetch_again(dropped)
                 batch: list[Message] = []
                 sources: list[Message] = []
                 others: list[Message] = []
-
-                async for tp, message in ait:
+                for tp, message in fetched:
                     offset = message.offset
                     r_offset = get_read_offset(tp)
                     if r_offset is not None and offset < r_offset:
@@ -330,6 +383,14 @@ class BatchRecovery(Recovery):
             self._end_if_recovered()
             if not self.tables.standbys_ready and not self.standby_remaining_total():
                 self.tables.on_standbys_ready()
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        """Faust's end of recovery, which seeks the input partitions to their committed
+        offsets: that seek opens the consumer's intake (``BatchConsumer.intake_open``)."""
+        consumer = self.app.consumer
+        if self.app.consumer_generation_id == generation_id:
+            cast(BatchConsumer, consumer).recovered_generation = generation_id
+        await super().on_recovery_completed(generation_id)
 
     def _end_if_recovered(self) -> None:
         """Apply what the buffers hold and signal the end, once every partition is read

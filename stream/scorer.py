@@ -94,8 +94,10 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         value = self.data.get(key.encode(), default)
         if isinstance(value, bytes):
-            # a snapshot recovered from the changelog: the state to roll back to
-            self.flushed.setdefault(key, value)
+            # a snapshot recovered from the changelog (or put back by a roll-back): the
+            # state to roll back to. It replaces what this worker flushed when it held the
+            # partition before: another owner may have written newer snapshots since
+            self.flushed[key] = value
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:

@@ -127,6 +127,27 @@ def test_roll_back_returns_to_the_recovered_or_last_flushed_snapshot() -> None:
     assert {a.encode(): second.snapshot(a) for a in touched} == recovered
 
 
+def test_roll_back_after_a_partition_comes_back_returns_to_the_other_owners_snapshot() -> None:
+    """A worker held a partition and flushed; another owner went further and flushed; the
+    partition came back and recovery put the newer snapshots in the store. Work revoked
+    now goes back to the newer snapshots, not to this worker's old ones."""
+    lines = as_lines(silent_account_stream(accounts=2, days=12))
+    records = as_partitioned_records(lines)
+    third = len(records) // 3
+    store = StrKeyedBytesStore({}, {})
+    mine = BatchScorer(engine(), store)
+    touched = list(mine.process(records[:third]).touched)
+    for account in touched:
+        store.persist(account, 0, mine.snapshot(account))
+    other = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    other.process(records[: 2 * third])
+    newer = {a.encode(): other.snapshot(a) for a in touched}
+    store.data.update(newer)  # what recovery writes into the table's store
+    mine.process(records[2 * third :])
+    store.roll_back(touched)
+    assert {a.encode(): store.data[a.encode()] for a in touched} == newer
+
+
 def test_too_old_events_are_dead_lettered_and_resends_counted_not_applied() -> None:
     day = 20_454 * 86_400_000
 

@@ -11,6 +11,7 @@ one of the first two killed within seconds of the join: every commit reaches the
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import signal
@@ -77,7 +78,17 @@ def _comparable(blob: bytes) -> bytes:
     return encode_state(state)
 
 
-def _check_against_replay(settings: Settings, book: AccountBook, want: list[bytes]) -> None:
+def _seed() -> int:
+    """The run's random seed; ``CRASH_TEST_SEED`` repeats a run that failed."""
+    given = os.environ.get("CRASH_TEST_SEED")
+    return int(given) if given else random.randrange(1_000_000)
+
+
+def _check_against_replay(
+    settings: Settings, book: AccountBook, want: list[bytes], run: str = "the run"
+) -> None:
+    """Every account's last snapshot equals replay's state, and the outputs are replay's;
+    ``run`` says which run failed (its seed, its kill moment)."""
     states = _final_states(settings)
     assert set(states) == set(book.states)
     mismatched = [
@@ -85,13 +96,15 @@ def _check_against_replay(settings: Settings, book: AccountBook, want: list[byte
         for account, blob in states.items()
         if _comparable(blob) != encode_state(book.state(account))
     ]
-    assert not mismatched, f"{len(mismatched)} accounts differ from replay, e.g. {mismatched[:3]}"
+    assert not mismatched, (
+        f"{run}: {len(mismatched)} accounts differ from replay, e.g. {mismatched[:3]}"
+    )
     outputs = asyncio.run(
         read_until_quiet(settings.bootstrap_servers, settings.output_topic, settings.partitions)
     )
     got = [orjson.dumps(orjson.loads(r.value), option=orjson.OPT_SORT_KEYS) for r in outputs]
     # at least once, and a repeat is the same output again: same account, seq and content
-    assert set(got) == set(want)
+    assert set(got) == set(want), f"{run}: outputs differ from replay"
     by_seq: dict[tuple[str, int], bytes] = {}
     for raw in got:
         out = orjson.loads(raw)
@@ -111,7 +124,7 @@ def _wait_for_progress(settings: Settings, at_least: int, worker: WorkerProcess)
 def test_sigkill_twice_and_sigterm_lose_nothing_and_count_nothing_twice(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    seed = random.randrange(1_000_000)
+    seed = _seed()
     rng = random.Random(seed)
     settings = fresh_settings(kafka_bootstrap, "crash")
     records = _records(accounts=150, days=45, seed=seed % 97)
@@ -136,7 +149,7 @@ def test_sigkill_twice_and_sigterm_lose_nothing_and_count_nothing_twice(
     with last:
         assert asyncio.run(wait_for_commits(settings, total, timeout=240)), last.log_tail()
         time.sleep(1.0)  # the final flush's writes are acknowledged before the commit
-    _check_against_replay(settings, book, want)
+    _check_against_replay(settings, book, want, f"seed {seed}")
 
 
 def _assignments(worker: WorkerProcess) -> list[list[int]]:
@@ -205,10 +218,11 @@ def test_a_worker_killed_just_after_a_third_joins_leaves_no_commit_behind(
 ) -> None:
     """Two workers on eight partitions, a third joins mid-stream and one of the first two is
     killed within seconds of the join: every partition's commit reaches its end."""
-    seed = random.randrange(1_000_000)
+    seed = _seed()
     kill_after = random.Random(seed).uniform(0.5, 8.0)
     settings = fresh_settings(kafka_bootstrap, "crash", partitions=8)
     records = _records(accounts=300, days=60, seed=seed % 89)
+    run = f"seed {seed}, killed {kill_after:.1f} s after the join"
     total = records_in_kafka(records, settings.partitions)
     book, want = _expected(records, settings)
     feeder = threading.Thread(target=_feed, args=(settings, records, 30, 0.5))
@@ -224,7 +238,7 @@ def test_a_worker_killed_just_after_a_third_joins_leaves_no_commit_behind(
         feeder.join()
         done = asyncio.run(wait_for_commits(settings, total, timeout=240))
         assert done, (
-            f"seed {seed}, killed {kill_after:.1f} s after the join: commits stopped at "
+            f"{run}: commits stopped at "
             f"{_committed_by_partition(settings)}\n" + second.log_tail() + third.log_tail()
         )
         time.sleep(1.0)  # the final flush's writes are acknowledged before the commit
@@ -234,4 +248,4 @@ def test_a_worker_killed_just_after_a_third_joins_leaves_no_commit_behind(
         first.stop(signal.SIGKILL)
         second.stop()
         third.stop()
-    _check_against_replay(settings, book, want)
+    _check_against_replay(settings, book, want, run)

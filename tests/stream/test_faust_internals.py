@@ -1,15 +1,18 @@
-"""The batch consumer's commit bookkeeping, on a real Faust consumer object (no broker)."""
+"""The batch consumer's commit bookkeeping and its intake, on a real Faust consumer object
+(no broker: fetches and seeks are scripted)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
 import pytest
 from faust.types import TP
 
-from stream.faust_internals import BatchConsumer, BatchTransport
+from stream.faust_internals import BatchConsumer, BatchIntake, BatchTransport
 
 TOPIC = TP("telemetry", 0)
 
@@ -88,3 +91,123 @@ def test_a_gap_of_offsets_the_log_does_not_hold_is_committed_past(
     _gap(consumer, 104, 109)
     _ack(consumer, range(110, 120))
     assert consumer._new_offset(TOPIC) == 120
+
+
+class _Fetcher:
+    """What the drain loop reads of Faust's fetcher: whether it was told to stop."""
+
+    def __init__(self) -> None:
+        self._stopped = asyncio.Event()
+
+
+@dataclass(frozen=True)
+class _Record:
+    """The parts of a Faust message the drain loop reads."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def _scripted_seeks(consumer: BatchConsumer, committed: int | None = 100) -> list[str]:
+    """Seeks answered without a broker (``TOPIC`` committed at ``committed``); returns the
+    list that records each seek made."""
+    seeks: list[str] = []
+
+    async def seek_to_committed() -> dict[TP, int | None]:
+        seeks.append("committed")
+        return {TOPIC: committed}
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append(f"{tp.partition}:{offset}")
+
+    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign,assignment]
+    consumer._seek = seek  # type: ignore[method-assign]
+    consumer.assignment = lambda: {TOPIC}  # type: ignore[method-assign]
+    return seeks
+
+
+def _open(consumer: BatchConsumer) -> None:
+    """What the end of table recovery does: note the generation restored, then seek."""
+    consumer.recovered_generation = consumer.app.consumer_generation_id
+    consumer.loop.run_until_complete(consumer.perform_seek())
+
+
+def _drain(
+    consumer: BatchConsumer, fetches: list[list[int]], seek_during: frozenset[int] = frozenset()
+) -> list[list[int]]:
+    """Run the drain loop over scripted fetches of ``TOPIC`` offsets; returns the offsets
+    each handed batch held (a seek begins during the fetches whose index is in
+    ``seek_during``, as a rebalance's would)."""
+    handed: list[list[int]] = []
+    fetcher = _Fetcher()
+    script = iter(enumerate(fetches))
+
+    async def handle(batch: list[Any]) -> None:
+        handed.append([m.offset for m in batch])
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        index, offsets = next(script, (-1, []))
+        if index < 0:
+            fetcher._stopped.set()
+        if index in seek_during:
+            consumer.seeks += 1
+        for offset in offsets:
+            yield TOPIC, _Record(TOPIC.topic, TOPIC.partition, offset)
+
+    cast(Any, consumer.app).intake = BatchIntake(
+        input_topic=TOPIC.topic,
+        handle_batch=handle,
+        source_topics=frozenset(),
+        map_sources=handle,
+    )
+    consumer.getmany = getmany  # type: ignore[method-assign,assignment]
+    consumer.loop.run_until_complete(consumer._drain_messages(fetcher))
+    return handed
+
+
+def test_records_fetched_before_the_intake_opens_are_dropped_and_fetched_again(
+    consumer: BatchConsumer,
+) -> None:
+    # the input partition resumed before its seek: what comes is from the fetcher's old
+    # position, over accounts still being restored
+    seeks = _scripted_seeks(consumer)
+    assert _drain(consumer, [[500, 501, 502]]) == []
+    assert seeks == ["committed"]  # sought back to the committed offset
+    assert consumer._read_offset[TOPIC] == 100  # and read from there
+    assert not consumer.intake_open  # still closed: the tables are not restored yet
+
+
+def test_records_are_handed_over_once_the_seek_after_recovery_opened_the_intake(
+    consumer: BatchConsumer,
+) -> None:
+    _scripted_seeks(consumer)
+    _open(consumer)
+    assert consumer.intake_open
+    assert _drain(consumer, [[100, 101], [102]]) == [[100, 101], [102]]
+
+
+def test_a_fetch_overtaken_by_a_seek_is_dropped(consumer: BatchConsumer) -> None:
+    seeks = _scripted_seeks(consumer)
+    _open(consumer)
+    handed = _drain(consumer, [[100, 101], [700, 701], [102]], seek_during=frozenset({1}))
+    assert handed == [[100, 101], [102]]
+    assert seeks == ["committed", "committed"]  # the opening seek, and the one after the drop
+
+
+def test_a_rebalance_closes_the_intake_until_the_tables_are_restored(
+    consumer: BatchConsumer,
+) -> None:
+    _scripted_seeks(consumer)
+    _open(consumer)
+    consumer.loop.run_until_complete(consumer.on_partitions_revoked(set()))
+    assert not consumer.intake_open
+    consumer.loop.run_until_complete(consumer.perform_seek())  # a seek before recovery ends
+    assert not consumer.intake_open
+    assert _drain(consumer, [[100]]) == []
+
+
+def test_a_partition_never_committed_is_sought_to_its_start(consumer: BatchConsumer) -> None:
+    seeks = _scripted_seeks(consumer, committed=None)
+    assert _drain(consumer, [[40, 41]]) == []
+    assert seeks == ["committed", "0:0"]

@@ -65,6 +65,9 @@ class ScoringConfig:
     dedup_memory: int = 32
     #: points above a better zone's threshold an account needs to climb back into it
     zone_margin: int = 3
+    #: skip the evaluation of a repeat that moves no signal (``HealthEngine.on_event``):
+    #: it cannot change what is emitted, so it is not part of ``version``
+    skip_repeats: bool = True
 
     @property
     def version(self) -> str:
@@ -154,13 +157,34 @@ class HealthEngine:
         id_hash = event_id_hash(event.event_id)
         if state.seen(id_hash):
             raise DuplicateEvent(f"event {event.event_id!r} was already applied")
+        repeat = (
+            self.config.skip_repeats and self._evaluated_today(state) and state.is_repeat(event)
+        )
         if not state.apply(event):
             raise EventTooOld(
                 f"event of {iso_day(event.ts_ms // MS_PER_DAY)} is more than 90 days before the "
                 f"account's clock {iso_day(state.clock)}"
             )
         state.remember(id_hash, self.config.dedup_memory)
+        if repeat and not state.card.scorecard.repeat_moves(state, event.type):
+            return _NO_OUTPUTS
         return self.evaluate(account_id, state, event.ts_ms, event.type, event.ts_ms // MS_PER_DAY)
+
+    @staticmethod
+    def _evaluated_today(state: AccountState) -> bool:
+        """Whether the account was evaluated at its clock, with no manual override to end:
+        then an event that moves no signal changes nothing an evaluation reads (the same
+        card, the detectors' readings of complete days, the overrides' facts), and the
+        evaluation would say nothing new, as the last one already said it."""
+        clock = state.clock
+        return (
+            state.card is not None
+            and state.card_clock == clock
+            and state.cache_clock == clock
+            and state.daily_clock == clock
+            and state.manual_override is None
+            and "manual" not in state.active_overrides
+        )
 
     def tick_due(self, state: AccountState, ts_ms: int) -> bool:
         """Whether a tick at ``ts_ms`` changes the account: a new day, or an expiring override."""

@@ -64,6 +64,11 @@ class Scorecard:
             for etype in SIGNALS[s.kind or s.name].inputs_for(s.params):
                 affected.setdefault(etype, []).append(i)
         self.affected = {t: tuple(ix) for t, ix in affected.items()}
+        #: per event type, the signals a repeat of it can move (``SignalDefinition.repeat_proof``)
+        self.moved_by_repeats = {
+            t: tuple(i for i in ix if not SIGNALS[self.kinds[i]].repeat_proof)
+            for t, ix in self.affected.items()
+        }
         self._shares: dict[tuple[bool, ...], list[float]] = {}
 
     def points(self, state: AccountState, changed_by: EventType | None) -> list[float | None]:
@@ -76,6 +81,20 @@ class Scorecard:
             for i in self.affected.get(changed_by, ()):
                 cache[i] = self.scorers[i](state, self.params[i])
         return cache
+
+    def repeat_moves(self, state: AccountState, changed_by: EventType) -> bool:
+        """After a repeat of ``changed_by`` on the day the cached points were computed:
+        recompute the signals it can move, and say whether any moved."""
+        cache = state.signal_cache
+        if cache is None or state.cache_clock != state.clock:
+            return True
+        moved = False
+        for i in self.moved_by_repeats.get(changed_by, ()):
+            value = self.scorers[i](state, self.params[i])
+            if value != cache[i]:
+                cache[i] = value
+                moved = True
+        return moved
 
     def composite(self, points: list[float | None]) -> tuple[float, dict[str, float | None]]:
         """The 0-100 composite (unrounded) and the category scores, from signal points."""

@@ -525,6 +525,11 @@ class SignalDefinition:
     defaults: Mapping[str, Any]
     #: the event types whose arrival can change this signal's points (time aside)
     inputs: frozenset[E] = frozenset()
+    #: whether a repeat (``AccountState.is_repeat``: an event that only adds to today's
+    #: count of a series already counted today) leaves its points as they were: true of
+    #: a signal that reads complete days, days of use, users, features or the champion,
+    #: not of one that reads today's totals
+    repeat_proof: bool = False
 
     def inputs_for(self, params: Params) -> frozenset[E]:
         if "series" in params:
@@ -548,6 +553,7 @@ SIGNALS: dict[str, SignalDefinition] = {
             "dispersion": 0.0,
         },
         frozenset({E.LOGIN}),
+        repeat_proof=True,
     ),
     "usage_trend": SignalDefinition(
         usage_trend,
@@ -573,18 +579,21 @@ SIGNALS: dict[str, SignalDefinition] = {
             "dispersion_prior": 0.05,
             "min_baseline_weeks": 4,
         },
+        repeat_proof=True,
     ),
     "cadence": SignalDefinition(
         cadence,
         cadence_evidence,
         {"outlook_days": 90, "lifetime_days": 365, "prior_days": 90, "min_history_days": 14},
         frozenset(t for s in USE_SERIES for t in EVENT_TYPES_OF_SERIES[s]),
+        repeat_proof=True,
     ),
     "feature_adoption": SignalDefinition(
         feature_adoption,
         feature_adoption_evidence,
         {"core_features": [], "absent_points": -1},
         frozenset({E.FEATURE_USED}),
+        repeat_proof=True,
     ),
     "meeting_attendance": SignalDefinition(
         meeting_attendance,
@@ -642,6 +651,7 @@ SIGNALS: dict[str, SignalDefinition] = {
         # people active in 30 days: 3 or more / 2 / 1
         {"bands": [[3, 100], [2, 60]], "floor_points": 20},
         frozenset(E),
+        repeat_proof=True,
     ),
     "champion_engagement": SignalDefinition(
         champion_engagement,
@@ -649,6 +659,7 @@ SIGNALS: dict[str, SignalDefinition] = {
         # days since the champion was last active: up to 14 / up to 30 / longer; departed
         {"bands": [[14, 100], [30, 60]], "silent_points": 20, "departed_points": 0},
         frozenset(E),
+        repeat_proof=True,
     ),
     "nps": SignalDefinition(nps, nps_evidence, {"max_age_days": 180}, frozenset({E.NPS_RESPONSE})),
     "ticket_volume_trend": SignalDefinition(

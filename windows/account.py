@@ -419,6 +419,41 @@ class AccountState:
                 self.champion_last_seen_day = day
         return True
 
+    def is_repeat(self, event: TelemetryEvent) -> bool:
+        """Whether folding ``event`` in would only add to today's count of a series already
+        counted today: an event of today, of a counted type, by a user already seen today
+        (or none), of a feature already used today, with no amount or errors for a series
+        not yet counted today. Such an event changes no complete day, no day of use, no
+        user's, feature's or champion's last day, and no fact."""
+        series = _COUNTED.get(event.type)
+        if series is None:
+            return False
+        day = event.ts_ms // 86_400_000
+        if day != self.clock:
+            return False
+        buckets = self.series[series]
+        if buckets is None or not buckets.counts[day % HORIZON]:
+            return False
+        user = event.user_id
+        if user is not None and self.users.get(user) != day:
+            return False
+        attrs = event.attrs
+        if not attrs:
+            return True
+        if attrs.get("amount") and not self._counted_on(Series.AMOUNTS, day):
+            return False
+        if event.type is EventType.API_CALLS:
+            return not attrs.get("errors") or self._counted_on(Series.API_ERRORS, day)
+        if event.type is EventType.FEATURE_USED:
+            feature = attrs.get("feature")
+            return not isinstance(feature, str) or self.features.get(feature) == day
+        return True
+
+    def _counted_on(self, series: Series, day: int) -> bool:
+        """Whether ``series`` has a count on ``day``, which is the clock's."""
+        buckets = self.series[series]
+        return buckets is not None and buckets.counts[day % HORIZON] > 0
+
     def _count(self, series: Series, age: int, day: int, amount: int) -> None:
         if amount <= 0:
             return

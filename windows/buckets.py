@@ -83,6 +83,20 @@ class DailyBuckets:
         counts[slot] += amount
         s = self.sums
         v = float(amount)
+        if age == 0:
+            # today, the commonest case: in every window, with no moment to add
+            s[0] += v
+            s[4] += v
+            s[8] += v
+            s[12] += v
+            s[16] += v
+            if active:
+                s[3] += 1.0
+                s[7] += 1.0
+                s[11] += 1.0
+                s[15] += 1.0
+                s[19] += 1.0
+            return
         xv = age * v
         x2v = age * xv
         if age < 14:

@@ -429,10 +429,7 @@ class AccountState:
         if series is None:
             return False
         day = event.ts_ms // 86_400_000
-        if day != self.clock:
-            return False
-        buckets = self.series[series]
-        if buckets is None or not buckets.counts[day % HORIZON]:
+        if day != self.clock or not self._counted_today(series):
             return False
         user = event.user_id
         if user is not None and self.users.get(user) != day:
@@ -440,19 +437,19 @@ class AccountState:
         attrs = event.attrs
         if not attrs:
             return True
-        if attrs.get("amount") and not self._counted_on(Series.AMOUNTS, day):
+        if attrs.get("amount") and not self._counted_today(Series.AMOUNTS):
             return False
         if event.type is EventType.API_CALLS:
-            return not attrs.get("errors") or self._counted_on(Series.API_ERRORS, day)
+            return not attrs.get("errors") or self._counted_today(Series.API_ERRORS)
         if event.type is EventType.FEATURE_USED:
             feature = attrs.get("feature")
             return not isinstance(feature, str) or self.features.get(feature) == day
         return True
 
-    def _counted_on(self, series: Series, day: int) -> bool:
-        """Whether ``series`` has a count on ``day``, which is the clock's."""
+    def _counted_today(self, series: Series) -> bool:
+        """Whether ``series`` has a count on the clock's day (always within the ring)."""
         buckets = self.series[series]
-        return buckets is not None and buckets.counts[day % HORIZON] > 0
+        return buckets is not None and buckets.counts[self.clock % HORIZON] > 0
 
     def _count(self, series: Series, age: int, day: int, amount: int) -> None:
         if amount <= 0:

@@ -75,7 +75,7 @@ def _resting_key(key: str) -> str:
     return f"drop:{series}" if detector in _FOLLOWED else key
 
 
-def _weeks(daily: list[int]) -> list[int]:
+def _weeks(daily: Sequence[int]) -> list[int]:
     return [sum(daily[i : i + 7]) for i in range(0, DAYS, 7)]
 
 
@@ -93,7 +93,7 @@ class SeriesDay:
 
     __slots__ = ("days", "weeks", "known", "decline")
 
-    def __init__(self, days: list[int], known: int) -> None:
+    def __init__(self, days: Sequence[int], known: int) -> None:
         self.days = days
         self.weeks = _weeks(days)
         self.known = known
@@ -735,7 +735,7 @@ class DetectorSet:
             state.watch.pop(name, None)
             return []
         known = max(0, DAYS - state.tenure_days)
-        day = state.daily_cache[index] = SeriesDay(buckets.daily(clock - 1, DAYS), known)
+        day = state.daily_cache[index] = SeriesDay(buckets.daily_array(clock - 1, DAYS), known)
         out: list[Finding] = []
         regime = regime_change(name, day, clock, self.regime) if self.regime else None
         if self.drop is not None:

@@ -70,7 +70,7 @@ def encode_state(state: AccountState) -> bytes:
         else:
             parts.append(bytes((_DENSE, width)) + array(code, counts).tobytes())
     facts = orjson.dumps([getattr(state, name) for name in FACT_FIELDS])
-    ids = state.recent_ids
+    ids = bytes(state.recent_ids)
     header = _HEADER.pack(
         VERSION,
         state.clock,
@@ -79,9 +79,9 @@ def encode_state(state: AccountState) -> bytes:
         mask,
         state.log_partition,
         state.log_offset,
-        len(ids),
+        len(ids) // 8,
     )
-    return header + b"".join(parts) + array("Q", ids).tobytes() + facts
+    return header + b"".join(parts) + ids + facts
 
 
 def decode_state(blob: bytes) -> AccountState:
@@ -129,9 +129,7 @@ def _decode(view: memoryview) -> AccountState:
                 buckets.add(age, clock - age, int(count))
         state.series[index] = buckets
     if version == VERSION:
-        ids = array("Q")
-        ids.frombytes(view[pos : pos + 8 * n_ids])
-        state.recent_ids = ids.tolist()
+        state.recent_ids = bytearray(view[pos : pos + 8 * n_ids])
         pos += 8 * n_ids
     else:
         pos += 4 * n_ids

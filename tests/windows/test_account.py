@@ -118,6 +118,30 @@ def test_snapshot_round_trip_is_exact(seed: int) -> None:
         assert [a.trend(w) for w in WINDOWS] == [b.trend(w) for w in WINDOWS]
 
 
+def test_the_id_memory_matches_whole_hashes_only() -> None:
+    s = AccountState()
+    s.remember(b"\x00\x00\x00\x00ABCD", 32)
+    s.remember(b"EFGH\x00\x00\x00\x00", 32)
+    assert s.seen(b"EFGH\x00\x00\x00\x00")
+    assert not s.seen(b"ABCDEFGH")  # the bytes are there, across two hashes
+    s.remember(b"ABCDEFGH", 32)
+    assert s.seen(b"ABCDEFGH")
+    for n in range(32):
+        s.remember(n.to_bytes(8, "little"), 32)
+    assert len(s.recent_ids) == 8 * 32 and not s.seen(b"ABCDEFGH")  # the oldest forgotten
+
+
+def test_a_young_account_keeps_no_long_history_until_its_days_leave_the_view() -> None:
+    s = AccountState()
+    for day in range(DAY0, DAY0 + 84):
+        assert s.apply(ev(EventType.VALUE_ACTION, day, 3))
+    assert s.long_weeks == {}  # nothing of its life has left the 84-day view
+    for day in range(DAY0 + 84, DAY0 + 100):
+        assert s.apply(ev(EventType.VALUE_ACTION, day, 3))
+    record = s.long_weeks[str(int(Series.VALUE_ACTIONS))]
+    assert record[3] >= 1 and record[1] == 21.0  # whole weeks of 3 a day, folded
+
+
 def test_snapshot_rejects_garbage() -> None:
     with pytest.raises(SnapshotError):
         decode_state(b"\x07nonsense")

@@ -76,6 +76,32 @@ def test_incremental_updates_match_brute_force_after_shifts_and_late_events(seed
     assert b.daily(clock, 30) == [truth.get(d, 0) for d in range(clock - 29, clock + 1)]
 
 
+def test_the_ring_widens_as_counts_outgrow_it_and_stays_exact() -> None:
+    clock = 10_000
+    b = DailyBuckets()
+    assert b.counts.typecode == "B" and b.counts.itemsize == 1  # 90 bytes to start with
+    truth: dict[int, int] = {}
+    for day, amount, width in [
+        (clock - 3, 200, "B"),
+        (clock - 3, 100, "H"),  # 300 outgrows a byte
+        (clock, 70_000, "I"),
+        (clock - 80, 2**33, "q"),
+        (clock - 1, 255, "q"),  # never narrows again
+    ]:
+        b.add(clock - day, day, amount)
+        truth[day] = truth.get(day, 0) + amount
+        assert b.counts.typecode == width
+    assert b.daily(clock) == [truth.get(d, 0) for d in range(clock - 89, clock + 1)]
+    for w in WINDOWS:
+        total, slope, accel, active = brute(truth, clock, w)
+        t = b.trend(w)
+        assert (t.total, t.active_days) == (total, active)
+        assert t.slope == pytest.approx(slope, rel=1e-9)
+        assert t.acceleration == pytest.approx(accel, rel=1e-9, abs=1e-9)
+    with pytest.raises(OverflowError):
+        b.add(0, clock, 2**63)  # past what any ring holds, as before
+
+
 def test_shift_past_horizon_forgets_everything() -> None:
     b = fill({100: 5, 101: 7}, 101)
     b.shift(101 + HORIZON, HORIZON)

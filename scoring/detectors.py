@@ -45,6 +45,12 @@ REST_DAYS = 1
 _DECLINING = -1
 
 
+#: the keys of findings and of resting drops made so far: a few dozen strings shared by
+#: every account's memory of its findings
+_KEYS: dict[tuple[str, str | None], str] = {}
+_RESTING: dict[str, str] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One detector firing: what, how serious, on which series, and why."""
@@ -56,7 +62,12 @@ class Finding:
 
     @property
     def key(self) -> str:
-        return self.detector if self.series is None else f"{self.detector}:{self.series}"
+        """``detector`` or ``detector:series``: one string for every account, not one each."""
+        key = _KEYS.get((self.detector, self.series))
+        if key is None:
+            key = self.detector if self.series is None else f"{self.detector}:{self.series}"
+            key = _KEYS[(self.detector, self.series)] = key
+        return key
 
     def as_output(self, action: str) -> dict[str, Any]:
         return {
@@ -71,8 +82,11 @@ class Finding:
 def _resting_key(key: str) -> str:
     """A finding's key with a drop's two stages as one: a drop growing more severe has not
     turned off."""
-    detector, _, series = key.partition(":")
-    return f"drop:{series}" if detector in _FOLLOWED else key
+    rest = _RESTING.get(key)
+    if rest is None:
+        detector, _, series = key.partition(":")
+        rest = _RESTING[key] = f"drop:{series}" if detector in _FOLLOWED else key
+    return rest
 
 
 def _weeks(daily: Sequence[int]) -> list[int]:
@@ -658,7 +672,8 @@ class DetectorSet:
             advance = False
             stale = self.affected.get(changed_by, ()) if event_day < clock else ()
         for index in stale:
-            cached[index] = self._read_series(state, index, advance)
+            # most series have no finding: one shared empty tuple for all of them
+            cached[index] = self._read_series(state, index, advance) or ()
         findings = [f for index in range(len(self.watched)) for f in cached.get(index, ())]
         if self.multi is not None:
             held = cached.get(_DECLINING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from enum import IntEnum
 from hashlib import blake2b
@@ -322,7 +323,7 @@ class AccountState:
         self.card_clock = NO_DAY
         self.daily_cache: dict[int, Any] = {}
         self.daily_clock = NO_DAY
-        self.finding_cache: dict[int, list[Any]] = {}
+        self.finding_cache: dict[int, Sequence[Any]] = {}
 
     # -- time ---------------------------------------------------------------------------
 

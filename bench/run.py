@@ -164,9 +164,10 @@ async def produce_changelog(
         await producer.stop()
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """A process's peak resident memory (``VmRSS``: its resident memory now), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -238,9 +239,12 @@ async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[f
     return latencies
 
 
-def latency_at(bootstrap: str, store: str, rate: int, workdir: Path) -> tuple[float, float, int]:
-    """A fresh worker fed at ``rate`` events/s for 10 s: p50 and p99 latency (ms) and how
-    many score changes they are taken over."""
+def latency_at(
+    bootstrap: str, store: str, rate: int, workdir: Path
+) -> tuple[float, float, int, float]:
+    """A fresh worker fed at ``rate`` events/s for 10 s: p50 and p99 latency (ms), how
+    many score changes they are taken over, and the worker's resident memory (MB) when
+    ready, before any record: what an empty worker holds."""
     run = uuid.uuid4().hex[:6]
     settings = settings_for(bootstrap, run, f"bench-lat-{run}", store)
     asyncio.run(create_worker_topics(settings))
@@ -249,12 +253,26 @@ def latency_at(bootstrap: str, store: str, rate: int, workdir: Path) -> tuple[fl
     try:
         wait_for_log(worker, "Worker ready", timeout=120)
         time.sleep(1)
+        assert worker.proc is not None
+        empty_mb = peak_rss_mb(worker.proc.pid, "VmRSS")
         latencies = sorted(asyncio.run(paced_latency(settings, rate, 10)))
     finally:
         worker.stop()
     if not latencies:
         raise RuntimeError(f"no score change came out of the latency run at {rate:,}/s")
-    return latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], len(latencies)
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    return p50, p99, len(latencies), empty_mb
+
+
+def note_empty_worker(results: dict[str, Any], empty_mb: float, accounts: int) -> None:
+    """An empty worker's memory, and the cold run's peak above it per account."""
+    results["worker_empty_rss_mb"] = empty_mb
+    above = (results["peak_rss_mb"] - empty_mb) * 1024 * 1024 / accounts
+    results["peak_rss_bytes_per_account_above_empty"] = above
+    say(
+        f"  an empty worker: {empty_mb:.0f} MB resident; the cold run's peak above it: "
+        f"{above / 1024:.1f} KB per account"
+    )
 
 
 def workload_small() -> list[bytes]:
@@ -383,9 +401,12 @@ def main() -> int:
         )
 
         for rate in [args.rate] + ([args.floor_rate] if args.floor_rate else []):
-            p50, p99, count = latency_at(bootstrap, args.store, rate, workdir / f"lat-{rate}")
+            p50, p99, count, empty_mb = latency_at(
+                bootstrap, args.store, rate, workdir / f"lat-{rate}"
+            )
             if rate == args.rate:
                 results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
+                note_empty_worker(results, empty_mb, args.accounts)
             else:
                 results["latency_floor"] = {"rate": rate, "p50_ms": p50, "p99_ms": p99}
             say(

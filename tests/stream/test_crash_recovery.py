@@ -4,8 +4,8 @@ A worker killed with SIGKILL at random moments, twice, and stopped once with SIG
 ends with every account's state equal to ``healthstream replay`` over the same events,
 and the output topic holds every output replay gives (some perhaps twice, never one
 missing). Two workers in one group: one is killed, the other takes its partitions over
-with their state from the changelog. Two workers on eight partitions, a third joining and
-one of the first two killed within seconds of the join: every commit reaches the end.
+with their state from the changelog. Three workers on eight partitions, a fourth joining
+and one of the first three killed within seconds of the join: every commit reaches the end.
 """
 
 from __future__ import annotations
@@ -213,11 +213,12 @@ def _feed(settings: Settings, records: list[dict[str, Any]], steps: int, pause_s
         time.sleep(pause_s)
 
 
-def test_a_worker_killed_just_after_a_third_joins_leaves_no_commit_behind(
+def test_a_worker_killed_just_after_a_fourth_joins_leaves_no_commit_behind(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """Two workers on eight partitions, a third joins mid-stream and one of the first two is
-    killed within seconds of the join: every partition's commit reaches its end."""
+    """Three workers on eight partitions, a fourth joins mid-stream and one of the first
+    three is killed within seconds of the join: every partition's commit reaches its end,
+    and every account ends equal to replay."""
     seed = _seed()
     kill_after = random.Random(seed).uniform(0.5, 8.0)
     settings = fresh_settings(kafka_bootstrap, "crash", partitions=8)
@@ -227,25 +228,25 @@ def test_a_worker_killed_just_after_a_third_joins_leaves_no_commit_behind(
     book, want = _expected(records, settings)
     feeder = threading.Thread(target=_feed, args=(settings, records, 30, 0.5))
     feeder.start()
-    first = WorkerProcess(settings, tmp_path / "first").start()
-    second = WorkerProcess(settings, tmp_path / "second").start()
-    third = WorkerProcess(settings, tmp_path / "third")
+    workers = [WorkerProcess(settings, tmp_path / name).start() for name in ("w1", "w2", "w3")]
+    fourth = WorkerProcess(settings, tmp_path / "w4")
+    survivors = [*workers[1:], fourth]
     try:
-        _wait_for_progress(settings, total // 5, first)
-        third.start()
+        _wait_for_progress(settings, total // 5, workers[0])
+        fourth.start()
         time.sleep(kill_after)
-        first.stop(signal.SIGKILL)
+        workers[0].stop(signal.SIGKILL)
         feeder.join()
         done = asyncio.run(wait_for_commits(settings, total, timeout=240))
-        assert done, (
-            f"{run}: commits stopped at "
-            f"{_committed_by_partition(settings)}\n" + second.log_tail() + third.log_tail()
+        assert done, f"{run}: commits stopped at {_committed_by_partition(settings)}\n" + "".join(
+            w.log_tail() for w in survivors
         )
         time.sleep(1.0)  # the final flush's writes are acknowledged before the commit
-        assert _assignments(third), third.log_tail()
+        assert _assignments(fourth), fourth.log_tail()
+        final = [_assignments(w)[-1] for w in survivors]
+        assert sorted(p for owned in final for p in owned) == list(range(8)), final
     finally:
         feeder.join()
-        first.stop(signal.SIGKILL)
-        second.stop()
-        third.stop()
+        for worker in [*workers, fourth]:
+            worker.stop(signal.SIGKILL if worker is workers[0] else signal.SIGTERM)
     _check_against_replay(settings, book, want, run)

@@ -137,6 +137,36 @@ class DailyBuckets:
         s[18] += x2v
         s[19] += active
 
+    @classmethod
+    def of_ring(cls, counts: array[int], clock: int) -> DailyBuckets:
+        """Buckets holding ``counts`` (a ring of 90 days, slot ``day % 90``, ending at
+        ``clock``), their window sums built in one pass over its days, today first (about
+        a third of the time of adding the days one by one).
+
+        The sums are sums of integers, so they equal those kept event by event exactly."""
+        if len(counts) != HORIZON:
+            raise ValueError(f"a ring holds {HORIZON} days, not {len(counts)}")
+        buckets = cls()
+        buckets.counts = counts
+        end = clock % HORIZON
+        by_age = (counts[end::-1] + counts[:end:-1]).tolist()  # today first
+        s: list[float] = []
+        m0 = m1 = m2 = active = 0.0
+        start = 0
+        for w in WINDOWS:  # nested windows: each one's sums run on from the last one's
+            for age in range(start, w):
+                y = by_age[age]
+                if y:
+                    v = float(y)
+                    m0 += v
+                    m1 += age * v
+                    m2 += age * age * v
+                    active += 1.0
+            s += (m0, m1, m2, active)
+            start = w
+        buckets.sums = array("d", s)
+        return buckets
+
     def _widen(self, count: int) -> None:
         """Widen the ring to the narrowest width that holds ``count`` (past 2^63 - 1 the
         addition still overflows, as it always did)."""

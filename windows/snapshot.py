@@ -107,26 +107,23 @@ def _decode(view: memoryview) -> AccountState:
             continue
         encoding, width = view[pos], view[pos + 1]
         code = _TYPECODE[width]
-        buckets = DailyBuckets()
         if encoding == _DENSE:
             pos += 2
-            values = array(code)
-            values.frombytes(view[pos : pos + HORIZON * width])
+            ring = array(code)
+            ring.frombytes(view[pos : pos + HORIZON * width])
             pos += HORIZON * width
-            slots: list[int] = list(range(HORIZON))
         else:
             n = view[pos + 2]
             pos += 3
-            slots = list(view[pos : pos + n])
+            slots = view[pos : pos + n]
             pos += n
             values = array(code)
             values.frombytes(view[pos : pos + n * width])
             pos += n * width
-        for slot, count in zip(slots, values, strict=True):
-            if count:
-                # the day in the 90 days ending at ``clock`` whose ring slot is ``slot``
-                age = (clock - slot) % HORIZON
-                buckets.add(age, clock - age, int(count))
+            ring = array(code, bytes(HORIZON * width))
+            for slot, count in zip(slots, values, strict=True):
+                ring[slot] = count
+        buckets = DailyBuckets.of_ring(ring, clock)
         state.series[index] = buckets
     if version == VERSION:
         state.recent_ids = bytearray(view[pos : pos + 8 * n_ids])

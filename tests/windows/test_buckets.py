@@ -1,6 +1,7 @@
 """Window arithmetic of DailyBuckets against hand-computed and brute-force values."""
 
 import random
+from array import array
 
 import numpy as np
 import pytest
@@ -100,6 +101,21 @@ def test_the_ring_widens_as_counts_outgrow_it_and_stays_exact() -> None:
         assert t.acceleration == pytest.approx(accel, rel=1e-9, abs=1e-9)
     with pytest.raises(OverflowError):
         b.add(0, clock, 2**63)  # past what any ring holds, as before
+
+
+@pytest.mark.parametrize("seed,clock", [(0, 20_000), (1, 20_069), (2, 20_070)])
+def test_buckets_built_from_a_ring_equal_those_kept_event_by_event(seed: int, clock: int) -> None:
+    assert {20_069 % HORIZON, 20_070 % HORIZON} == {HORIZON - 1, 0}  # both ends of the ring
+    rng = random.Random(seed)
+    kept = DailyBuckets()
+    for _ in range(300):
+        age = rng.randrange(HORIZON)
+        kept.add(age, clock - age, rng.choice([1, 3, 40, 900, 70_000]))
+    built = DailyBuckets.of_ring(array(kept.counts.typecode, kept.counts), clock)
+    assert list(built.sums) == list(kept.sums)  # exact: sums of integers
+    assert [built.trend(w) for w in WINDOWS] == [kept.trend(w) for w in WINDOWS]
+    with pytest.raises(ValueError):
+        DailyBuckets.of_ring(array("B", bytes(89)), clock)
 
 
 def test_shift_past_horizon_forgets_everything() -> None:

@@ -51,6 +51,7 @@ from stream.scorer import (
     WriteBehind,
 )
 from stream.settings import Settings, build_engine
+from stream.topics import CHANGELOG_SEGMENT_BYTES
 from stream.web import RecentChanges, add_account_views, with_request_limits
 from telemetry.codec import BadEvent
 from telemetry.limits import DeadLetterRecord, dead_letter
@@ -171,6 +172,8 @@ class Worker:
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,
+            # when Faust creates the changelog itself (it makes it compacted)
+            extra_topic_configs={"segment.bytes": str(CHANGELOG_SEGMENT_BYTES)},
         )
         self.states = account_states(self.accounts, settings)
         self.partitioner = KeyPartitioner()

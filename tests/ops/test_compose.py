@@ -151,7 +151,10 @@ def test_the_topics_service_creates_every_topic_the_worker_uses_with_its_configs
     # created with the configs, and the configs set again on a topic that was there already
     assert configs == topic_configs(settings)
     assert altered == topic_configs(settings)
-    assert configs[f"{settings.app_id}-accounts-changelog"] == {"cleanup.policy": "compact"}
+    assert configs[f"{settings.app_id}-accounts-changelog"] == {
+        "cleanup.policy": "compact",
+        "segment.bytes": "67108864",
+    }
     assert services["worker"]["depends_on"]["topics"]["condition"] == (
         "service_completed_successfully"
     )

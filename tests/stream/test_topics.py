@@ -86,7 +86,10 @@ def test_every_topic_of_the_layout_has_configs_and_the_changelog_is_compacted() 
     settings = Settings(app_id="shop")
     configs = topic_configs(settings)
     assert set(configs) == set(topic_layout(settings))
-    assert configs["shop-accounts-changelog"] == {"cleanup.policy": "compact"}
+    assert configs["shop-accounts-changelog"] == {
+        "cleanup.policy": "compact",
+        "segment.bytes": "67108864",
+    }
     day_ms = 24 * 3600 * 1000
     for topic, days in (
         (settings.input_topic, 7),
@@ -197,6 +200,7 @@ def test_produce_creates_the_changelog_compacted(kafka_bootstrap: str, tmp_path:
     changelog = f"{settings.app_id}-accounts-changelog"
     described = asyncio.run(_described(kafka_bootstrap, [changelog]))
     assert described[changelog]["cleanup.policy"] == "compact"
+    assert described[changelog]["segment.bytes"] == str(64 * 1024 * 1024)  # recovery reads it all
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -52,7 +52,7 @@ from stream.scorer import (
 )
 from stream.settings import Settings, build_engine
 from stream.topics import CHANGELOG_SEGMENT_BYTES
-from stream.web import RecentChanges, add_account_views, with_request_limits
+from stream.web import RECENT, RecentChanges, add_account_views, with_request_limits
 from telemetry.codec import BadEvent
 from telemetry.limits import DeadLetterRecord, dead_letter
 from telemetry.mapping import Skipped
@@ -188,7 +188,8 @@ class Worker:
         self.changelog_topic = self.accounts.changelog_topic.get_topic_name()
         self.write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)
         self.lock = asyncio.Lock()
-        self.recent = RecentChanges()
+        # kept for the HTTP API only: about 3 KB an account otherwise spent for nothing
+        self.recent = RecentChanges(keep=RECENT if settings.web_enabled else 0)
         self.source_mappings = {source.topic: source.mapping for source in settings.inputs}
         self.sinks = self.app.healthstream_sinks = build_sinks(settings, self.sink_gave_up)
         self.metrics = self._metrics()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any, cast
@@ -47,23 +46,34 @@ _SUMMARY = ("seq", "as_of", "event_time", "score", "zone", "previous_score", "pr
 
 
 class RecentChanges:
-    """The last score changes of each account this worker has emitted since it started."""
+    """The last score changes of each account this worker has emitted since it started,
+    for the HTTP API (``keep`` 0: none kept, as when the API is off)."""
 
     def __init__(self, keep: int = RECENT) -> None:
         self.keep = keep
-        self.by_account: dict[str, deque[dict[str, Any]]] = {}
+        #: per account, its latest changes oldest first, each the values of ``_SUMMARY``: a
+        #: tuple each in a list take about a third of the memory of a dict each in a deque
+        self.by_account: dict[str, list[tuple[Any, ...]]] = {}
 
     def add(self, outputs: Iterable[OutputEvent]) -> None:
+        if not self.keep:
+            return
         for out in outputs:
             if out["kind"] != "score_changed":
                 continue
             ring = self.by_account.get(out["account_id"])
             if ring is None:
-                ring = self.by_account[out["account_id"]] = deque(maxlen=self.keep)
-            ring.append({k: out.get(k) for k in _SUMMARY})
+                ring = self.by_account[out["account_id"]] = []
+            ring.append(tuple(out.get(k) for k in _SUMMARY))
+            if len(ring) > self.keep:
+                del ring[0]
 
     def of(self, account_id: str) -> list[dict[str, Any]]:
-        return list(reversed(self.by_account.get(account_id, ())))
+        """Newest first."""
+        return [
+            dict(zip(_SUMMARY, c, strict=True))
+            for c in reversed(self.by_account.get(account_id, ()))
+        ]
 
 
 def add_account_views(

@@ -66,7 +66,7 @@ class Finding:
         key = _KEYS.get((self.detector, self.series))
         if key is None:
             key = self.detector if self.series is None else f"{self.detector}:{self.series}"
-            key = _KEYS[(self.detector, self.series)] = key
+            _KEYS[(self.detector, self.series)] = key
         return key
 
     def as_output(self, action: str) -> dict[str, Any]:

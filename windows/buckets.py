@@ -61,8 +61,13 @@ class TrendFeatures:
 
 
 #: the widths a ring of counts takes, narrowest first, with the largest count each holds:
-#: it widens when a count outgrows it
-_WIDTHS = (("B", 0xFF), ("H", 0xFFFF), ("I", 0xFFFFFFFF), ("q", 2**63 - 1))
+#: it widens when a count outgrows it (snapshots store counts at the same widths)
+COUNT_WIDTHS = (("B", 0xFF), ("H", 0xFFFF), ("I", 0xFFFFFFFF), ("q", 2**63 - 1))
+
+
+def narrowest_typecode(count: int) -> str:
+    """The array typecode of the narrowest width that holds ``count`` ("q" past them all)."""
+    return next((code for code, limit in COUNT_WIDTHS if count <= limit), "q")
 
 
 class DailyBuckets:
@@ -146,7 +151,7 @@ class DailyBuckets:
         The sums are sums of integers, so they equal those kept event by event exactly."""
         if len(counts) != HORIZON:
             raise ValueError(f"a ring holds {HORIZON} days, not {len(counts)}")
-        buckets = cls()
+        buckets = cls.__new__(cls)  # no empty ring and sums to throw away
         buckets.counts = counts
         end = clock % HORIZON
         by_age = (counts[end::-1] + counts[:end:-1]).tolist()  # today first
@@ -170,8 +175,7 @@ class DailyBuckets:
     def _widen(self, count: int) -> None:
         """Widen the ring to the narrowest width that holds ``count`` (past 2^63 - 1 the
         addition still overflows, as it always did)."""
-        code = next((c for c, limit in _WIDTHS if count <= limit), "q")
-        self.counts = array(code, self.counts)
+        self.counts = array(narrowest_typecode(count), self.counts)
 
     def shift(self, new_clock: int, days: int) -> None:
         """Advance the clock by ``days`` (>= 1) to ``new_clock``, expiring what leaves."""

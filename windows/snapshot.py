@@ -25,15 +25,16 @@ from array import array
 import orjson
 
 from windows.account import DERIVED_SLOTS, AccountState, Series
-from windows.buckets import HORIZON, DailyBuckets
+from windows.buckets import COUNT_WIDTHS, HORIZON, DailyBuckets, narrowest_typecode
 
 VERSION = 3
 #: the older layouts this version still reads
 READABLE = (2, 3)
 _HEADER = struct.Struct("<BiiiHiqH")
 _DENSE, _SPARSE = 0, 1
-_WIDTHS = ((0xFF, "B", 1), (0xFFFF, "H", 2), (0xFFFFFFFF, "I", 4), (2**63 - 1, "q", 8))
-_TYPECODE = {w: code for _, code, w in _WIDTHS}
+#: the rings' widths (``COUNT_WIDTHS``): array typecode → bytes a count, and back
+_WIDTH = {code: array(code).itemsize for code, _ in COUNT_WIDTHS}
+_TYPECODE = {width: code for code, width in _WIDTH.items()}
 #: in the header, or derived (never stored)
 _NOT_FACTS = (
     "clock",
@@ -62,7 +63,8 @@ def encode_state(state: AccountState) -> bytes:
         mask |= 1 << index
         counts = buckets.counts
         peak = max(counts)
-        code, width = next((c, w) for limit, c, w in _WIDTHS if peak <= limit)
+        code = narrowest_typecode(peak)
+        width = _WIDTH[code]
         nonzero = [slot for slot in range(HORIZON) if counts[slot]]
         if len(nonzero) * (1 + width) + 1 < HORIZON * width:
             values = array(code, [counts[slot] for slot in nonzero])

@@ -41,7 +41,8 @@ HOLD_DAYS = 2
 #: within 24 hours however its evidence wavers (the least time off, as ``HOLD_DAYS`` is
 #: the least time on)
 REST_DAYS = 1
-#: where ``finding_cache`` keeps the declining series (the series' own findings use 0..n-1)
+#: where ``finding_cache`` keeps the declining series (the series' own findings use 0..n-1;
+#: ``()`` there: not read yet)
 _DECLINING = -1
 
 
@@ -105,14 +106,12 @@ class SeriesDay:
     ``known`` is the index of the first of those days within the account's history:
     the days before it are not zeros, they are unknown."""
 
-    __slots__ = ("days", "weeks", "known", "decline")
+    __slots__ = ("days", "weeks", "known")
 
     def __init__(self, days: Sequence[int], known: int) -> None:
         self.days = days
         self.weeks = _weeks(days)
         self.known = known
-        #: this series' entry for multi_signal_decline (None: not declining); not yet read
-        self.decline: dict[str, Any] | None = _UNKNOWN
 
     def reference(self, first_week: int, end_week: int, p: Params) -> Reference | None:
         """The usual level from the complete weeks ``first_week``..``end_week - 1`` that lie
@@ -133,9 +132,6 @@ class SeriesDay:
         ``dip_ratio`` of ``per_week``: what every drop reading asks first."""
         dip = float(p["dip_ratio"]) * per_week
         return self.last(7) <= dip and self.last(days) <= dip * days / 7
-
-
-_UNKNOWN: dict[str, Any] = {}
 
 
 def _day_start(clock: int, index: int) -> str:
@@ -663,8 +659,8 @@ class DetectorSet:
         cached = state.finding_cache
         if state.daily_clock != clock or changed_by is None:
             advance = state.watch_day != clock
-            state.daily_cache.clear()
-            cached.clear()
+            state.decline_cache.clear()
+            cached = state.finding_cache = [()] * (len(self.watched) + 1)
             state.daily_clock = clock
             state.watch_day = clock
             stale: tuple[int, ...] = tuple(range(len(self.watched)))
@@ -674,12 +670,12 @@ class DetectorSet:
         for index in stale:
             # most series have no finding: one shared empty tuple for all of them
             cached[index] = self._read_series(state, index, advance) or ()
-        findings = [f for index in range(len(self.watched)) for f in cached.get(index, ())]
+        findings = [f for index in range(len(self.watched)) for f in cached[index]]
         if self.multi is not None:
-            held = cached.get(_DECLINING)
-            if stale or held is None:
-                held = cached[_DECLINING] = [self._declining(state, findings)]
-            found = multi_signal_decline(state, held[0], self.multi)
+            held = cached[_DECLINING]
+            if stale or held == ():
+                held = cached[_DECLINING] = self._declining(state, findings)
+            found = multi_signal_decline(state, held, self.multi)
             if found is not None:
                 findings.append(found)
         if self.champion is not None:
@@ -731,16 +727,22 @@ class DetectorSet:
     def _declining(self, state: AccountState, findings: list[Finding]) -> dict[str, Any]:
         assert self.multi is not None
         declining: dict[str, dict[str, Any]] = {}
+        entries = state.decline_cache
         for i, (name, _) in enumerate(self.watched):
-            day = state.daily_cache.get(i)
-            if day is None:
-                continue
-            entry = day.decline
-            if entry is _UNKNOWN:
-                entry = day.decline = series_decline(day, self.multi)
+            entry = entries.get(i)
             if entry is not None:
                 declining[name] = entry
         return with_dropped_series(declining, findings)
+
+    def _note_decline(self, state: AccountState, index: int, day: SeriesDay) -> None:
+        """Keep the series' entry for multi_signal_decline of the day, not its days: the
+        entries are all that a later reading of the day needs of the series."""
+        assert self.multi is not None
+        entry = series_decline(day, self.multi)
+        if entry is None:
+            state.decline_cache.pop(index, None)
+        else:
+            state.decline_cache[index] = entry
 
     def _read_series(self, state: AccountState, index: int, advance: bool) -> list[Finding]:
         name, series = self.watched[index]
@@ -750,7 +752,9 @@ class DetectorSet:
             state.watch.pop(name, None)
             return []
         known = max(0, DAYS - state.tenure_days)
-        day = state.daily_cache[index] = SeriesDay(buckets.daily_array(clock - 1, DAYS), known)
+        day = SeriesDay(buckets.daily_array(clock - 1, DAYS), known)
+        if self.multi is not None:
+            self._note_decline(state, index, day)
         out: list[Finding] = []
         regime = regime_change(name, day, clock, self.regime) if self.regime else None
         if self.drop is not None:

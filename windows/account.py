@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from enum import IntEnum
 from hashlib import blake2b
@@ -136,7 +135,7 @@ DERIVED_SLOTS = (
     "cache_clock",
     "card",
     "card_clock",
-    "daily_cache",
+    "decline_cache",
     "daily_clock",
     "finding_cache",
 )
@@ -321,9 +320,11 @@ class AccountState:
         self.cache_clock = NO_DAY
         self.card: Any = None
         self.card_clock = NO_DAY
-        self.daily_cache: dict[int, Any] = {}
+        #: the day's multi_signal_decline entries of the watched series that decline, by index
+        self.decline_cache: dict[int, Any] = {}
         self.daily_clock = NO_DAY
-        self.finding_cache: dict[int, Sequence[Any]] = {}
+        #: the watched series' findings of the day by index, then the declining series
+        self.finding_cache: list[Any] = []
 
     # -- time ---------------------------------------------------------------------------
 

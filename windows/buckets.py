@@ -70,6 +70,10 @@ def narrowest_typecode(count: int) -> str:
     return next((code for code, limit in COUNT_WIDTHS if count <= limit), "q")
 
 
+_EMPTY_RING = array("B", [0]) * HORIZON
+_EMPTY_SUMS = array("d", [0.0]) * (_STRIDE * len(WINDOWS))
+
+
 class DailyBuckets:
     """A 90-day ring of daily counts for one signal, indexed by ``day % 90``.
 
@@ -79,10 +83,11 @@ class DailyBuckets:
     __slots__ = ("counts", "sums")
 
     def __init__(self) -> None:
-        self.counts = array("B", bytes(HORIZON))
+        # copies of exact-sized arrays: an array built from bytes holds spare room
+        self.counts = _EMPTY_RING[:]
         # an array, not a list: a third of the memory (160 bytes, not a float object per
         # sum); its updates cost about 40 ns more per event
-        self.sums = array("d", bytes(8 * _STRIDE * len(WINDOWS)))
+        self.sums = _EMPTY_SUMS[:]
 
     def add(self, age: int, day: int, amount: int) -> None:
         """Add ``amount`` to the bucket of ``day``, which is ``age`` days before the clock.

@@ -50,6 +50,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "data_dir": getattr(args, "data_dir", None),
         "store": getattr(args, "store", None),
         "max_cached_accounts": getattr(args, "max_cached_accounts", None),
+        "max_live_accounts": getattr(args, "max_live_accounts", None),
         "wrong_keys": getattr(args, "wrong_keys", None),
         "web_builtin_views": True if getattr(args, "web_builtin_views", False) else None,
     }
@@ -707,6 +708,12 @@ def _add_worker(sub: _Commands) -> None:
         type=int,
         help="with rocksdb://, live states kept in memory "
         f"(default {Settings().max_cached_accounts:,})",
+    )
+    p.add_argument(
+        "--max-live-accounts",
+        type=int,
+        help="with memory://, accounts kept as live objects after a flush; the others are "
+        "kept as snapshot bytes and decoded on their next event (default 0: all live)",
     )
     p.add_argument("--loglevel", default="warning", help="log level (default: warning)")
     _add_broker_wait(p, 0.0, "forever")

@@ -135,8 +135,11 @@ def account_states(table: Any, settings: Settings) -> StrKeyedBytesStore | Rocks
     """The account states over the table's store: live objects in memory, or RocksDB."""
     if settings.store.startswith("rocksdb"):
         return RocksAccountStates(table.data, settings.max_cached_accounts)
-    # the memory store holds snapshot bytes (after recovery) or live AccountState objects
-    return StrKeyedBytesStore(table.data.data, memory_key_partition(table))
+    # the memory store holds snapshot bytes (after recovery, or of accounts past the
+    # live bound) or live AccountState objects
+    return StrKeyedBytesStore(
+        table.data.data, memory_key_partition(table), settings.max_live_accounts or None
+    )
 
 
 def accounts_held(states: StrKeyedBytesStore | RocksAccountStates, table: Any) -> int:

@@ -79,14 +79,24 @@ class BatchResult:
 
 
 class StrKeyedBytesStore(MutableMapping[str, Any]):
-    """A str-keyed view of a bytes-keyed table store that records each key's partition."""
+    """A str-keyed view of a bytes-keyed table store that records each key's partition.
 
-    def __init__(self, data: dict[bytes, Any], key_partition: dict[bytes, int]) -> None:
+    It holds live ``AccountState`` objects and snapshot bytes (after recovery, say). With
+    ``max_live`` set, at most that many accounts stay live after a flush: the others, the
+    least recently used first, go back to the snapshot just flushed (the same bytes, so
+    they cost nothing more) and are decoded on their next event."""
+
+    def __init__(
+        self, data: dict[bytes, Any], key_partition: dict[bytes, int], max_live: int | None = None
+    ) -> None:
         self.data = data
         self.key_partition = key_partition
         #: the snapshot last written to the changelog, per account: what a revoked
         #: partition's unflushed accounts go back to
         self.flushed: dict[str, bytes] = {}
+        self.max_live = max_live
+        #: the accounts held live, least recently used first (kept only with ``max_live``)
+        self.live: OrderedDict[str, None] = OrderedDict()
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key.encode()]
@@ -98,13 +108,19 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
             # state to roll back to. It replaces what this worker flushed when it held the
             # partition before: another owner may have written newer snapshots since
             self.flushed[key] = value
+        elif self.max_live is not None and key in self.live:
+            self.live.move_to_end(key)
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.data[key.encode()] = value
+        if self.max_live is not None and isinstance(value, AccountState):
+            self.live[key] = None
+            self.live.move_to_end(key)
 
     def __delitem__(self, key: str) -> None:
         del self.data[key.encode()]
+        self.live.pop(key, None)
 
     def __iter__(self) -> Iterator[str]:
         return (k.decode() for k in self.data)
@@ -122,7 +138,16 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
         self.flushed[key] = blob
 
     def trim(self) -> None:
-        """Nothing to do: the in-memory store holds every account of its partitions."""
+        """After a flush (every state is then its last snapshot): keep at most ``max_live``
+        accounts live, the others as that snapshot."""
+        if self.max_live is None:
+            return
+        live, flushed, data = self.live, self.flushed, self.data
+        while len(live) > self.max_live:
+            key, _ = live.popitem(last=False)
+            blob = flushed.get(key)
+            if blob is not None:  # never flushed: rolled back or forgotten meanwhile
+                data[key.encode()] = blob
 
     def roll_back(self, accounts: Iterable[str]) -> None:
         """Put accounts back to their last flushed state (absent if never flushed).
@@ -130,6 +155,7 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
         Their unflushed events were never acknowledged, so whoever owns the partition next
         (perhaps this worker again) reads them again from the last commit."""
         for account in accounts:
+            self.live.pop(account, None)
             blob = self.flushed.get(account)
             if blob is None:
                 self.data.pop(account.encode(), None)

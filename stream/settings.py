@@ -124,6 +124,9 @@ class Settings:
     store: str = "memory://"
     #: with RocksDB, how many accounts' live states stay cached in memory
     max_cached_accounts: int = 100_000
+    #: with the memory store, how many accounts stay live objects after a flush; the others
+    #: are kept as their snapshot bytes, decoded on their next event (0: every account live)
+    max_live_accounts: int = 0
     data_dir: str = ".healthstream-data"
     #: where every output is also kept: sqlite:///scores.db or postgresql://… ("" : nowhere)
     history_url: str = ""
@@ -217,6 +220,10 @@ class Settings:
             raise SettingsError(f"wrong_keys: {result.wrong_keys!r} (use forward or dead_letter)")
         if result.dedup_memory < 1:
             raise SettingsError(f"dedup_memory: must be at least 1, got {result.dedup_memory}")
+        if result.max_live_accounts < 0:
+            raise SettingsError(
+                f"max_live_accounts: must be 0 (no bound) or more, got {result.max_live_accounts}"
+            )
         if result.min_step < 1:
             raise SettingsError(f"min_step: must be at least 1, got {result.min_step}")
         if not 0 <= result.metrics_port <= 65535:

@@ -59,6 +59,8 @@ class WorkerProcess:
             s.store,
             "--max-cached-accounts",
             str(s.max_cached_accounts),
+            "--max-live-accounts",
+            str(s.max_live_accounts),
         ]
         if s.profile_path:
             cmd += ["--profile", s.profile_path]

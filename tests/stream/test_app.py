@@ -2,11 +2,13 @@
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from stream.app import Worker, create_app
+from stream.app import Worker, account_states, create_app
 from stream.faust_internals import BatchApp, BatchTransport, intake_of
+from stream.scorer import StrKeyedBytesStore
 from stream.settings import Settings, SettingsError
 
 
@@ -58,3 +60,13 @@ def test_every_faust_private_reach_is_in_faust_internals() -> None:
         if path.name != "faust_internals.py" and private.search(path.read_text())
     )
     assert reaching == []
+
+
+def test_the_memory_store_bounds_its_live_accounts_as_the_settings_say() -> None:
+    table = SimpleNamespace(data=SimpleNamespace(data={}, _key_partition={}))
+    bounded = account_states(table, Settings(max_live_accounts=5))
+    assert isinstance(bounded, StrKeyedBytesStore) and bounded.max_live == 5
+    unbounded = account_states(table, Settings())
+    assert isinstance(unbounded, StrKeyedBytesStore) and unbounded.max_live is None
+    with pytest.raises(SettingsError, match="max_live_accounts: must be 0"):
+        Settings().with_overrides({"max_live_accounts": -1})

@@ -8,7 +8,7 @@ from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
 from stream.scorer import BatchScorer, Fate, InputRecord, StrKeyedBytesStore, WriteBehind
-from windows.account import Series
+from windows.account import AccountState, Series
 
 PARTITIONS = 3
 
@@ -60,6 +60,31 @@ def test_touched_accounts_snapshot_and_survive_a_restart() -> None:
     straight.process(records)
     for account in r1.touched:
         assert second.snapshot(account) == straight.snapshot(account)
+
+
+def test_a_bounded_live_set_keeps_the_others_as_their_snapshots_and_scores_alike() -> None:
+    lines = as_lines(silent_account_stream(accounts=6, days=30))
+    records = as_partitioned_records(lines)
+    bounded = StrKeyedBytesStore({}, {}, max_live=2)
+    scorer = BatchScorer(engine(), bounded)
+    straight = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    got, want = [], []
+    for start in range(0, len(records), 50):  # a flush after every 50 records
+        batch = records[start : start + 50]
+        result = scorer.process(batch)
+        for account, partition in result.touched.items():
+            bounded.persist(account, partition, scorer.snapshot(account))
+        bounded.trim()
+        live = [v for v in bounded.data.values() if isinstance(v, AccountState)]
+        assert len(live) <= 2
+        got += [(o["account_id"], o["seq"], o["score"]) for _, o, _ in result.outputs]
+        want += [
+            (o["account_id"], o["seq"], o["score"]) for _, o, _ in straight.process(batch).outputs
+        ]
+    assert sum(isinstance(v, bytes) for v in bounded.data.values()) == len(bounded) - 2
+    assert got == want and len(got) > 30
+    for account in straight.states:
+        assert scorer.snapshot(account) == straight.snapshot(account)
 
 
 def test_write_behind_flushes_on_interval_or_size_and_forgets_revoked_partitions() -> None:

@@ -33,8 +33,10 @@ def settings_for(bootstrap: str, store: str = "memory://") -> Settings:
         dead_letter_topic=f"deadletter-{run}",
         partitions=4,
         store=store,
-        # with RocksDB, keep only a few live states so that most reads go to the database
+        # keep only a few live states, so that most events find their account as snapshot
+        # bytes: in RocksDB, or in memory
         max_cached_accounts=3,
+        max_live_accounts=3,
     )
 
 

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -197,18 +198,74 @@ def wait_for_log(worker: WorkerProcess, marker: str, timeout: float) -> float:
     raise RuntimeError(f"worker never logged {marker!r}:\n{worker.log_tail()}")
 
 
-def time_recovery(settings: Settings, workdir: Path) -> tuple[float, float]:
+def time_worker(
+    settings: Settings, records: int, workdir: Path
+) -> tuple[float, float, list[Any], list[Any]]:
+    """A worker over the input topic from its start: its records/s end to end, its peak
+    RSS (MB), and the changelog and output records it wrote."""
+    worker = WorkerProcess(settings, workdir)
+    worker.start()
+    try:
+        if not asyncio.run(wait_for_commits(settings, records, timeout=1800)):
+            raise RuntimeError(f"the worker did not commit {records:,} records in time")
+        assert worker.proc is not None
+        peak = peak_rss_mb(worker.proc.pid)
+    finally:
+        worker.stop()
+    changelog = asyncio.run(
+        topic_records(settings, f"{settings.app_id}-accounts-changelog", PARTITIONS)
+    )
+    outputs = asyncio.run(topic_records(settings, settings.output_topic, PARTITIONS))
+    # from the first write to the last acknowledged one; the first batch is processed
+    # before the first write, so it is left out of the count as well (conservative)
+    stamps = [r.timestamp for r in changelog] + [r.timestamp for r in outputs]
+    span = (max(stamps) - min(stamps)) / 1000
+    return (records - settings.batch_max) / span, peak, changelog, outputs
+
+
+def bounded_live_run(
+    base: Settings, args: argparse.Namespace, records: int, workdir: Path
+) -> dict[str, Any]:
+    """The cold workload again, read by a new group whose worker keeps at most
+    ``max_live_accounts`` accounts live and the others as their snapshot bytes: its rate,
+    memory and outputs."""
+    run = uuid.uuid4().hex[:6]
+    settings = replace(
+        settings_for(base.bootstrap_servers, run, base.input_topic, args.store),
+        max_live_accounts=args.max_live_accounts,
+        # the accounts touched since the last flush are live too: a flush at the same
+        # number keeps the live set within twice the bound
+        flush_max_accounts=args.max_live_accounts,
+    )
+    rate, peak, changelog, outputs = time_worker(settings, records, workdir)
+    say(
+        f"  (b') worker keeping {args.max_live_accounts:,} accounts live: {rate:,.0f} "
+        f"records/s, peak RSS {peak:.0f} MB ({len(outputs):,} score changes)"
+    )
+    return {
+        "max_live_accounts": args.max_live_accounts,
+        "worker_events_per_s": rate,
+        "peak_rss_mb": peak,
+        "score_changes": len(outputs),
+        "flush_max_accounts": settings.flush_max_accounts,
+    }
+
+
+def time_recovery(settings: Settings, workdir: Path) -> tuple[float, float, float]:
     """Start a worker on a filled changelog: seconds from its recovery starting to ready,
-    and from its process starting to ready."""
+    and from its process starting to ready; and its resident memory (MB) once ready, when
+    it holds every account as the snapshot it recovered."""
     worker = WorkerProcess(settings, workdir)
     started = time.time()
     worker.start()
     try:
         ready = wait_for_log(worker, "Worker ready", timeout=600)
         begun = log_time(worker.log_path.read_text(), "Recovery]: Starting") or started
+        assert worker.proc is not None
+        resident = peak_rss_mb(worker.proc.pid, "VmRSS")
     finally:
         worker.stop()
-    return ready - begun, ready - started
+    return ready - begun, ready - started, resident
 
 
 async def paced_latency(settings: Settings, rate: int, seconds: float) -> list[float]:
@@ -273,6 +330,21 @@ def note_empty_worker(results: dict[str, Any], empty_mb: float, accounts: int) -
         f"  an empty worker: {empty_mb:.0f} MB resident; the cold run's peak above it: "
         f"{above / 1024:.1f} KB per account"
     )
+    held = (results["recovered_rss_mb"] - empty_mb) * 1024 * 1024 / accounts
+    results["recovered_bytes_per_account_above_empty"] = held
+    say(
+        f"  a worker holding every account as its recovered snapshot: "
+        f"{results['recovered_rss_mb']:.0f} MB, {held / 1024:.1f} KB per account above empty"
+    )
+    bounded = results.get("bounded_live")
+    if bounded is not None:
+        bounded["peak_rss_bytes_per_account_above_empty"] = (
+            (bounded["peak_rss_mb"] - empty_mb) * 1024 * 1024 / accounts
+        )
+        say(
+            f"  with {bounded['max_live_accounts']:,} accounts live: "
+            f"{bounded['peak_rss_bytes_per_account_above_empty'] / 1024:.1f} KB per account"
+        )
 
 
 def workload_small() -> list[bytes]:
@@ -292,6 +364,13 @@ def main() -> int:
         "latency of the path itself, without a queue (0: skip)",
     )
     parser.add_argument("--store", default="memory://", help="memory:// or rocksdb://")
+    parser.add_argument(
+        "--max-live-accounts",
+        type=int,
+        default=20_000,
+        help="a second cold worker run keeping this many accounts live, the others as "
+        "snapshot bytes (0: skip)",
+    )
     parser.add_argument("--steady-accounts", type=int, default=500)
     parser.add_argument("--steady-days", type=int, default=90)
     parser.add_argument(
@@ -352,32 +431,18 @@ def main() -> int:
         del book, sink
 
         workdir = Path(tempfile.mkdtemp(prefix="healthstream-bench-"))
-        worker = WorkerProcess(base, workdir / "w1")
-        worker.start()
-        try:
-            if not asyncio.run(wait_for_commits(base, records, timeout=1800)):
-                raise RuntimeError(f"the worker did not commit {records:,} records in time")
-            assert worker.proc is not None
-            results["peak_rss_mb"] = peak_rss_mb(worker.proc.pid)
-        finally:
-            worker.stop()
-        changelog = asyncio.run(
-            topic_records(base, f"{base.app_id}-accounts-changelog", PARTITIONS)
-        )
-        outputs = asyncio.run(topic_records(base, base.output_topic, PARTITIONS))
-        # from the first write to the last acknowledged one; the first batch is processed
-        # before the first write, so it is left out of the count as well (conservative)
-        stamps = [r.timestamp for r in changelog] + [r.timestamp for r in outputs]
-        span = (max(stamps) - min(stamps)) / 1000
-        results["worker_events_per_s"] = (records - base.batch_max) / span
+        rate, peak, changelog, outputs = time_worker(base, records, workdir / "w1")
+        results["worker_events_per_s"], results["peak_rss_mb"] = rate, peak
         results["worker_score_changes"] = len(outputs)
         say(
-            f"  (b) worker end to end: {results['worker_events_per_s']:,.0f} records/s "
-            f"({records:,} records in {span:.1f} s; {len(changelog):,} changelog writes, "
-            f"{len(outputs):,} score changes); peak RSS {results['peak_rss_mb']:.0f} MB"
+            f"  (b) worker end to end: {rate:,.0f} records/s ({records:,} records; "
+            f"{len(changelog):,} changelog writes, {len(outputs):,} score changes); "
+            f"peak RSS {results['peak_rss_mb']:.0f} MB"
         )
+        if args.max_live_accounts:
+            results["bounded_live"] = bounded_live_run(base, args, records, workdir / "w1b")
 
-        recovery_s, to_ready_s = time_recovery(base, workdir / "w2")
+        recovery_s, to_ready_s, _ = time_recovery(base, workdir / "w2")
         results["recovery_s_100k_accounts"] = recovery_s
         results["restart_to_ready_s"] = to_ready_s
         say(
@@ -393,7 +458,10 @@ def main() -> int:
         asyncio.run(create_worker_topics(compact))
         latest = {(r.partition, r.key): r.value for r in changelog if r.value is not None}
         asyncio.run(produce_changelog(compact, f"{compact.app_id}-accounts-changelog", latest))
-        results["recovery_s_100k_accounts_compacted"], _ = time_recovery(compact, workdir / "w2c")
+        results["recovery_s_100k_accounts_compacted"], _, recovered_mb = time_recovery(
+            compact, workdir / "w2c"
+        )
+        results["recovered_rss_mb"] = recovered_mb
         results["recovery_compacted_records"] = len(latest)
         say(
             f"  recovery from a compacted changelog ({len(latest):,} snapshots, one per "
@@ -419,6 +487,10 @@ def main() -> int:
     results["worker_and_replay_score_changes_equal"] = (
         results["replay_score_changes"] == results["worker_score_changes"]
     )
+    if "bounded_live" in results:
+        results["bounded_live"]["score_changes_equal"] = (
+            results["bounded_live"]["score_changes"] == results["replay_score_changes"]
+        )
     results["replay_to_raw"] = results["replay_events_per_s"] / results["raw_events_per_s"]
     say(
         f"  ratios: worker/raw {results['worker_to_raw']:.3f}, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAuthorizationFailedError
 from kafka_io import fresh_settings
 
+from healthstream.dev.process import WorkerProcess
 from stream.app import create_app
 from stream.kafka import create_topics
 from stream.settings import Settings
@@ -201,6 +203,26 @@ def test_produce_creates_the_changelog_compacted(kafka_bootstrap: str, tmp_path:
     described = asyncio.run(_described(kafka_bootstrap, [changelog]))
     assert described[changelog]["cleanup.policy"] == "compact"
     assert described[changelog]["segment.bytes"] == str(64 * 1024 * 1024)  # recovery reads it all
+
+
+@pytest.mark.integration
+def test_the_changelog_faust_creates_is_compacted_in_small_segments(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A worker started before anything made its topics: Faust creates the changelog, with
+    the table's own configs (the segment size bounds what recovery reads)."""
+    settings = fresh_settings(kafka_bootstrap, "faust-topics")
+    asyncio.run(create_topics(kafka_bootstrap, {settings.input_topic: settings.partitions}))
+    changelog = f"{settings.app_id}-accounts-changelog"
+    with WorkerProcess(settings, tmp_path) as worker:
+        deadline = time.monotonic() + 90
+        while "Worker ready" not in worker.log_path.read_text():
+            assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+            assert time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.2)
+        described = asyncio.run(_described(kafka_bootstrap, [changelog]))
+    assert described[changelog]["cleanup.policy"] == "compact"
+    assert described[changelog]["segment.bytes"] == str(64 * 1024 * 1024)
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -143,11 +143,19 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
         if self.max_live is None:
             return
         live, flushed, data = self.live, self.flushed, self.data
+        unwritten = []
         while len(live) > self.max_live:
             key, _ = live.popitem(last=False)
             blob = flushed.get(key)
-            if blob is not None:  # never flushed: rolled back or forgotten meanwhile
+            if blob is None:
+                # never written (made for an event that was then refused, say): it has no
+                # snapshot to go back to, so it stays live
+                unwritten.append(key)
+            else:
                 data[key.encode()] = blob
+        for key in unwritten:
+            live[key] = None
+            live.move_to_end(key, last=False)
 
     def roll_back(self, accounts: Iterable[str]) -> None:
         """Put accounts back to their last flushed state (absent if never flushed).

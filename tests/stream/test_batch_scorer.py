@@ -87,6 +87,19 @@ def test_a_bounded_live_set_keeps_the_others_as_their_snapshots_and_scores_alike
         assert scorer.snapshot(account) == straight.snapshot(account)
 
 
+def test_a_bounded_live_set_keeps_an_account_never_written_live() -> None:
+    store = StrKeyedBytesStore({}, {}, max_live=1)
+    for account in ("a", "b", "c"):
+        store[account] = AccountState()
+    store.persist("b", 0, b"snapshot of b")
+    store.persist("c", 0, b"snapshot of c")
+    store.trim()
+    assert isinstance(store.data[b"a"], AccountState)  # no snapshot to go back to
+    assert store.data[b"b"] == b"snapshot of b"  # the least recently used
+    assert isinstance(store.data[b"c"], AccountState)
+    assert list(store.live) == ["a", "c"]
+
+
 def test_write_behind_flushes_on_interval_or_size_and_forgets_revoked_partitions() -> None:
     class Msg:
         def __init__(self, partition: int, offset: int = 0) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from scoring.counts import Reference
 from windows.account import (
+    ACTIVE_USER_DAYS,
     EVENT_TYPES_OF_SERIES,
     NO_DAY,
     SERIES_BY_NAME,
@@ -449,14 +450,14 @@ def _active_users(state: AccountState, days: int) -> int:
 
 def single_user_dependency(state: AccountState, p: Params) -> float | None:
     """How many people use the product: one user is a single point of failure."""
-    users = _active_users(state, 30)
+    users = _active_users(state, ACTIVE_USER_DAYS)
     if users == 0:
         return None
     return _banded(users, p["bands"], p["floor_points"])
 
 
 def single_user_dependency_evidence(state: AccountState, p: Params) -> dict[str, Any]:
-    return {"active_users_30d": _active_users(state, 30)}
+    return {"active_users_30d": _active_users(state, ACTIVE_USER_DAYS)}
 
 
 def champion_engagement(state: AccountState, p: Params) -> float | None:

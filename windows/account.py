@@ -16,6 +16,8 @@ NO_SCORE = -1
 MAX_OPEN_TICKETS = 32
 MAX_FEATURES = 32
 MAX_USERS = 16
+#: the days over which users count as active (what reads ``AccountState.users``)
+ACTIVE_USER_DAYS = 30
 #: weight of the newest observation in the running averages of CSAT and reply time
 EMA_ALPHA = 0.3
 
@@ -424,10 +426,11 @@ class AccountState:
 
     def is_repeat(self, event: TelemetryEvent) -> bool:
         """Whether folding ``event`` in would only add to today's count of a series already
-        counted today: an event of today, of a counted type, by a user already seen today
-        (or none), of a feature already used today, with no amount or errors for a series
-        not yet counted today. Such an event changes no complete day, no day of use, no
-        user's, feature's or champion's last day, and no fact."""
+        counted today: an event of today, of a counted type, by no user or one already
+        active within ``ACTIVE_USER_DAYS`` who is not the champion, of a feature already
+        used today, with no amount or errors for a series not yet counted today. Such an
+        event changes no complete day, no day of use, no count of active users, no
+        feature's or champion's last day, and no fact."""
         series = _COUNTED.get(event.type)
         if series is None:
             return False
@@ -436,7 +439,12 @@ class AccountState:
             return False
         user = event.user_id
         if user is not None and self.users.get(user) != day:
-            return False
+            # the user's first event today: it moves their last day, which only the count
+            # of users active since a day within the window reads (and the champion's)
+            if user == self.champion_user:
+                return False
+            if self.users.get(user, NO_DAY) <= day - ACTIVE_USER_DAYS:
+                return False
         attrs = event.attrs
         if not attrs:
             return True

@@ -26,7 +26,7 @@ from scoring.engine import HealthEngine, ScoringConfig
 from scoring.feed import feed
 from scoring.profile import load_profile
 from telemetry.codec import decode_event
-from windows.account import AccountState
+from windows.account import ACTIVE_USER_DAYS, AccountState
 from windows.snapshot import encode_state
 from windows.telemetry import EventType, TelemetryEvent
 
@@ -112,3 +112,24 @@ def test_a_repeat_is_an_event_that_only_adds_to_a_count_of_today() -> None:
     assert state.is_repeat(event(EventType.API_CALLS, day + 4000))
     assert not state.is_repeat(event(EventType.API_CALLS, day + 4000, errors=2))
     assert not state.is_repeat(event(EventType.MEETING_ATTENDED, day + 4000))
+
+
+def test_a_users_first_event_of_a_day_is_a_repeat_while_they_count_as_active() -> None:
+    ms_per_day = 86_400_000
+    day = 20_454 * ms_per_day
+    state = AccountState()
+
+    def login(ts: int, user: str) -> TelemetryEvent:
+        return TelemetryEvent("e", "a", EventType.LOGIN, ts, 1.0, user, {})
+
+    state.apply(login(day + 1000, "u1"))
+    later = day + (ACTIVE_USER_DAYS - 1) * ms_per_day  # u1 still counts among active users
+    state.apply(login(later + 1000, "u2"))
+    assert state.is_repeat(login(later + 2000, "u1"))
+    state.champion_user = "u1"  # the champion's last day is read on its own
+    assert not state.is_repeat(login(later + 2000, "u1"))
+    state.champion_user = None
+    gone = day + ACTIVE_USER_DAYS * ms_per_day  # u1 no longer counts: their return adds one
+    state.apply(login(gone + 1000, "u2"))
+    assert not state.is_repeat(login(gone + 2000, "u1"))
+    assert not state.is_repeat(login(gone + 2000, "u3"))  # never seen

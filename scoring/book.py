@@ -30,12 +30,19 @@ class AccountBook:
     ) -> None:
         self.engine = engine
         self.states: MutableMapping[str, Any] = {} if states is None else states
+        #: snapshots decoded so far: accounts read back after recovery, or after being kept
+        #: as their snapshot (a bounded live set, a RocksDB cache miss)
+        self.decoded = 0
 
     def state(self, account_id: str) -> AccountState:
         held = self.states.get(account_id)
         if isinstance(held, AccountState):
             return held
-        state = AccountState() if held is None else decode_state(held)
+        if held is None:
+            state = AccountState()
+        else:
+            state = decode_state(held)
+            self.decoded += 1
         self.states[account_id] = state
         return state
 

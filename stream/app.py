@@ -216,6 +216,8 @@ class Worker:
             accounts_tracked=lambda: accounts_held(self.states, self.accounts),
             recovery=lambda: recovery_progress(self.app),
             config_version=self.engine.version,
+            accounts_live=self.states.live_count,
+            snapshots_decoded=lambda: self.scorer.book.decoded,
         )
         register_sinks(metrics, self.sinks)
         self.app.healthstream_metrics_server = MetricsServer(

@@ -76,8 +76,10 @@ class WorkerMetrics:
     The readers are called at scrape time, on the metrics server's thread:
     ``consumer_lag`` gives records past the committed offset per (topic, partition) of the
     input and source topics,
-    ``accounts_tracked`` the accounts in this worker's table, and ``recovery`` whether the
-    table is recovering and how many changelog records it still has to read.
+    ``accounts_tracked`` the accounts in this worker's table, ``recovery`` whether the
+    table is recovering and how many changelog records it still has to read,
+    ``accounts_live`` how many of the accounts are live objects and ``snapshots_decoded``
+    how many snapshots the worker has decoded so far.
     """
 
     def __init__(
@@ -87,6 +89,8 @@ class WorkerMetrics:
         accounts_tracked: Callable[[], int] | None = None,
         recovery: Callable[[], tuple[bool, int]] | None = None,
         config_version: str = "",
+        accounts_live: Callable[[], int] | None = None,
+        snapshots_decoded: Callable[[], int] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self._build_info(config_version)
@@ -99,6 +103,7 @@ class WorkerMetrics:
         self._seen: dict[Counted, int] = {}
         self.sinks: dict[str, Callable[[], SinkCounts]] = {}
         self.registry.register(_LiveGauges(self, consumer_lag, accounts_tracked, recovery))
+        self.registry.register(_BookGauges(accounts_live, snapshots_decoded))
         self.registry.register(_SinkCounters(self.sinks))
 
     def _build_info(self, config_version: str) -> None:
@@ -403,6 +408,44 @@ class _LiveGauges(Collector):
             GaugeMetricFamily(
                 "healthstream_table_recovery_remaining_records",
                 "Changelog records the account table still has to read to be recovered.",
+            ),
+        )
+
+
+class _BookGauges(Collector):
+    """How the book is held: live accounts, and the snapshots decoded to make them live."""
+
+    def __init__(
+        self, accounts_live: Callable[[], int] | None, snapshots_decoded: Callable[[], int] | None
+    ) -> None:
+        self.accounts_live = accounts_live
+        self.snapshots_decoded = snapshots_decoded
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        live, decoded = self._families()
+        count = _read(self.accounts_live)
+        if count is not None:
+            live.add_metric([], count)
+        total = _read(self.snapshots_decoded)
+        if total is not None:
+            decoded.add_metric([], total)
+        return iter((live, decoded))
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "healthstream_accounts_live",
+                "Accounts held as live objects; the others are held as their snapshots "
+                "(max_live_accounts) or in RocksDB (max_cached_accounts).",
+            ),
+            CounterMetricFamily(
+                "healthstream_account_snapshots_decoded",
+                "Account snapshots decoded into live states: after recovery, and for each "
+                "event that finds its account held as a snapshot.",
             ),
         )
 

@@ -131,6 +131,15 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
     def keys_in_partition(self, partition: int) -> list[str]:
         return [k.decode() for k, p in self.key_partition.items() if p == partition]
 
+    def live_count(self) -> int:
+        """How many accounts are held as live objects (the rest as snapshot bytes)."""
+        if self.max_live is not None:
+            return len(self.live)
+        # read at scrape time on the metrics thread: a copy taken at once, not an iteration
+        # the worker's thread could change under it
+        values = list(self.data.values())
+        return sum(1 for value in values if not isinstance(value, bytes))
+
     def note_partition(self, key: str, partition: int) -> None:
         self.key_partition[key.encode()] = partition
 
@@ -222,6 +231,10 @@ class RocksAccountStates(MutableMapping[str, Any]):
 
     def note_partition(self, key: str, partition: int) -> None:
         self.partition_of[key] = partition
+
+    def live_count(self) -> int:
+        """How many accounts are held as live objects (the rest are in RocksDB)."""
+        return len(self.cache)
 
     def persist(self, key: str, partition: int, blob: bytes) -> None:
         rocksdb_put(self.store, partition, key.encode(), blob)

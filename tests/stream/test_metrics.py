@@ -152,6 +152,26 @@ def test_sinks_feed_their_own_totals_through_registration(tmp_path: Path) -> Non
         metrics.register_sink("file", lambda: SinkCounts(0))
 
 
+def test_the_live_accounts_and_the_snapshots_decoded_are_scraped() -> None:
+    lines = as_lines(silent_account_stream(accounts=6, days=20))
+    store = StrKeyedBytesStore({}, {}, max_live=2)
+    scorer = BatchScorer(engine(), store)
+    metrics = WorkerMetrics(
+        accounts_live=store.live_count, snapshots_decoded=lambda: scorer.book.decoded
+    )
+    for start in range(0, len(lines), 40):  # a flush after every 40 records
+        batch = [InputRecord(0, i, line) for i, line in enumerate(lines[start : start + 40], start)]
+        for account, partition in scorer.process(batch).touched.items():
+            store.persist(account, partition, scorer.snapshot(account))
+        store.trim()
+    got = samples_of(generate_latest(metrics.registry).decode())
+    assert value(got, "healthstream_accounts_live") == 2
+    decoded = value(got, "healthstream_account_snapshots_decoded_total")
+    assert decoded is not None and decoded == scorer.book.decoded > 10
+    unbounded = StrKeyedBytesStore({b"a": b"snapshot", b"b": scorer.book.state("acct-0")}, {})
+    assert unbounded.live_count() == 1
+
+
 def test_a_reading_that_fails_is_left_out_of_the_scrape_not_the_rest() -> None:
     def broken() -> dict[tuple[str, int], int]:
         raise RuntimeError("partition revoked while reading")

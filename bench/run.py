@@ -186,16 +186,11 @@ def log_time(log: str, marker: str) -> float | None:
 
 
 def wait_for_log(worker: WorkerProcess, marker: str, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
-        found = log_time(text, marker)
-        if found is not None:
-            return found
-        if worker.proc is not None and worker.proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise RuntimeError(f"worker never logged {marker!r}:\n{worker.log_tail()}")
+    """The time the worker logged ``marker`` at, waited for."""
+    found = log_time(worker.wait_for_log(marker, timeout), marker)
+    if found is None:
+        raise RuntimeError(f"the worker logged {marker!r} with no time:\n{worker.log_tail()}")
+    return found
 
 
 def time_worker(

@@ -102,8 +102,11 @@ class WorkerMetrics:
         self.newest_event_ms = -1
         self._seen: dict[Counted, int] = {}
         self.sinks: dict[str, Callable[[], SinkCounts]] = {}
-        self.registry.register(_LiveGauges(self, consumer_lag, accounts_tracked, recovery))
-        self.registry.register(_BookGauges(accounts_live, snapshots_decoded))
+        self.registry.register(
+            _LiveGauges(
+                self, consumer_lag, accounts_tracked, recovery, accounts_live, snapshots_decoded
+            )
+        )
         self.registry.register(_SinkCounters(self.sinks))
 
     def _build_info(self, config_version: str) -> None:
@@ -358,33 +361,42 @@ class _LiveGauges(Collector):
         consumer_lag: Callable[[], Mapping[tuple[str, int], int]] | None,
         accounts_tracked: Callable[[], int] | None,
         recovery: Callable[[], tuple[bool, int]] | None,
+        accounts_live: Callable[[], int] | None = None,
+        snapshots_decoded: Callable[[], int] | None = None,
     ) -> None:
         self.metrics = metrics
         self.consumer_lag = consumer_lag
         self.accounts_tracked = accounts_tracked
         self.recovery = recovery
+        self.accounts_live = accounts_live
+        self.snapshots_decoded = snapshots_decoded
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        lag, event_lag, tracked, recovering, remaining = self._families()
+        lag, event_lag, tracked, recovering, remaining, live, decoded = self._families()
         for (topic, partition), records in sorted((_read(self.consumer_lag) or {}).items()):
             lag.add_metric([topic, str(partition)], records)
         newest = self.metrics.newest_event_ms
         if newest >= 0:
             event_lag.add_metric([], time.time() - newest / 1000)
-        count = _read(self.accounts_tracked)
-        if count is not None:
-            tracked.add_metric([], count)
+        for family, source in (
+            (tracked, self.accounts_tracked),
+            (live, self.accounts_live),
+            (decoded, self.snapshots_decoded),
+        ):
+            count = _read(source)
+            if count is not None:
+                family.add_metric([], count)
         state = _read(self.recovery)
         if state is not None:
             recovering.add_metric([], 1 if state[0] else 0)
             remaining.add_metric([], max(state[1], 0))
-        return iter((lag, event_lag, tracked, recovering, remaining))
+        return iter((lag, event_lag, tracked, recovering, remaining, live, decoded))
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, ...]:
+    def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
         return (
             GaugeMetricFamily(
                 "healthstream_consumer_lag_records",
@@ -409,34 +421,6 @@ class _LiveGauges(Collector):
                 "healthstream_table_recovery_remaining_records",
                 "Changelog records the account table still has to read to be recovered.",
             ),
-        )
-
-
-class _BookGauges(Collector):
-    """How the book is held: live accounts, and the snapshots decoded to make them live."""
-
-    def __init__(
-        self, accounts_live: Callable[[], int] | None, snapshots_decoded: Callable[[], int] | None
-    ) -> None:
-        self.accounts_live = accounts_live
-        self.snapshots_decoded = snapshots_decoded
-
-    def describe(self) -> Iterator[Metric]:
-        yield from self._families()
-
-    def collect(self) -> Iterator[Metric]:
-        live, decoded = self._families()
-        count = _read(self.accounts_live)
-        if count is not None:
-            live.add_metric([], count)
-        total = _read(self.snapshots_decoded)
-        if total is not None:
-            decoded.add_metric([], total)
-        return iter((live, decoded))
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily]:
-        return (
             GaugeMetricFamily(
                 "healthstream_accounts_live",
                 "Accounts held as live objects; the others are held as their snapshots "

@@ -438,12 +438,11 @@ class AccountState:
         if day != self.clock or not self._counted_today(series):
             return False
         user = event.user_id
-        if user is not None and self.users.get(user) != day:
-            # the user's first event today: it moves their last day, which only the count
-            # of users active since a day within the window reads (and the champion's)
-            if user == self.champion_user:
-                return False
-            if self.users.get(user, NO_DAY) <= day - ACTIVE_USER_DAYS:
+        if user is not None:
+            last = self.users.get(user, NO_DAY)
+            # a user's first event today moves their last day, which only the count of users
+            # active within the window reads (and the champion's own)
+            if last != day and (last <= day - ACTIVE_USER_DAYS or user == self.champion_user):
                 return False
         attrs = event.attrs
         if not attrs:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -103,6 +104,20 @@ class WorkerProcess:
         if self._log is not None:
             self._log.close()
         return self.proc.returncode
+
+    def wait_for_log(self, marker: str, timeout: float) -> str:
+        """The first line of the worker's log holding ``marker``, waited for; RuntimeError,
+        with the log's tail, when the worker exits or ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            line = next((line for line in text.splitlines() if marker in line), None)
+            if line is not None:
+                return line
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"worker never logged {marker!r}:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -215,11 +214,7 @@ def test_the_changelog_faust_creates_is_compacted_in_small_segments(
     asyncio.run(create_topics(kafka_bootstrap, {settings.input_topic: settings.partitions}))
     changelog = f"{settings.app_id}-accounts-changelog"
     with WorkerProcess(settings, tmp_path) as worker:
-        deadline = time.monotonic() + 90
-        while "Worker ready" not in worker.log_path.read_text():
-            assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
-            assert time.monotonic() < deadline, worker.log_tail()
-            time.sleep(0.2)
+        worker.wait_for_log("Worker ready", timeout=90)
         described = asyncio.run(_described(kafka_bootstrap, [changelog]))
     assert described[changelog]["cleanup.policy"] == "compact"
     assert described[changelog]["segment.bytes"] == str(64 * 1024 * 1024)

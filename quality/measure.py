@@ -209,6 +209,16 @@ def _rate(count: int, months: float) -> float | None:
     return round(100 * count / months, 2) if months else None
 
 
+def flag_onsets_in(trace: AccountTrace, since_ms: int, until_ms: int) -> int:
+    """Times in ``[since_ms, until_ms)`` at which the account became flagged from unflagged."""
+    onsets, was = 0, False
+    for picture in trace.pictures:
+        now = picture.flagged
+        onsets += now and not was and since_ms <= picture.t_ms < until_ms
+        was = now
+    return onsets
+
+
 def steady_figures(traces: Sequence[AccountTrace], since_ms: int, until_ms: int) -> dict[str, Any]:
     """False alarms of accounts whose usage never changes, counted in ``[since_ms, until_ms)``."""
     months = len(traces) * (until_ms - since_ms) / MS_PER_DAY / ACCOUNT_MONTH_DAYS
@@ -224,6 +234,7 @@ def steady_figures(traces: Sequence[AccountTrace], since_ms: int, until_ms: int)
         for trace in traces
         for t, a, b in trace.zone_changes
     )
+    flag_onsets = sum(flag_onsets_in(trace, since_ms, until_ms) for trace in traces)
     flips = {
         "findings": sum(edge_flips(tr.finding_edges, since_ms) for tr in traces),
         "zones": sum(zone_flips(tr.zone_changes, since_ms) for tr in traces),
@@ -238,6 +249,7 @@ def steady_figures(traces: Sequence[AccountTrace], since_ms: int, until_ms: int)
         "red_onsets_per_100_account_months": _rate(red, months),
         "yellow_onsets_per_100_account_months": _rate(yellow, months),
         "exits_from_healthy_per_100_account_months": _rate(exits, months),
+        "flag_onsets_per_100_account_months": _rate(flag_onsets, months),
         "flips_within_24h_per_100_account_months": _rate(sum(flips.values()), months),
         "flips_within_24h": flips,
         "alerts": sum(alerts),

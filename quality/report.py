@@ -60,6 +60,13 @@ GLOSSARY = (
     ),
     ("detected <=21d", "share of accounts flagged at some time in the 21 days from the change"),
     ("flagged at change", "share already flagged when the change began"),
+    ("flag onset", "a steady account becoming flagged from not flagged"),
+    (
+        "reference",
+        "Page's CUSUM test for a fall to 30%, told each account's usual daily rate; its"
+        " 'detected at those onsets' is the most it detects starting to flag steady accounts"
+        " no more often than the profile",
+    ),
     ("flagged at 8w / 16w", "share flagged 8 / 16 weeks after the change"),
     ("dip: red or alert", "share with a red finding or an alert within 38 days of a dip's start"),
 )
@@ -144,14 +151,44 @@ def special_table(profile: Mapping[str, Any], volumes: Sequence[str]) -> Table |
     return Table("Silence and dips", ("volume", *(c[0] for c in columns)), tuple(rows))
 
 
+def known_rate_table(profile: Mapping[str, Any]) -> Table | None:
+    """drop_30 within 21 days: the profile beside the known-rate reference test."""
+    rows = profile.get("against_known_rate")
+    if not rows:
+        return None
+    return Table(
+        "drop_30 within 21 days, beside a test told the usual rate (flag onsets per 100 "
+        "steady account-months)",
+        (
+            "volume",
+            "profile: flag onsets",
+            "profile: steady days flagged",
+            "profile: detected",
+            "reference: detected at those onsets",
+            "reference: onsets for 90%",
+        ),
+        tuple(
+            (
+                f"{volume}/week",
+                cell(row["profile_flag_onsets"], "number"),
+                cell(row.get("profile_share_of_days_flagged"), "share"),
+                cell(row["profile_detected_within_21d"], "share"),
+                cell(row["known_rate_detected_at_those_onsets"], "share"),
+                cell(row["known_rate_onsets_for_90_percent"], "number"),
+            )
+            for volume, row in rows.items()
+        ),
+    )
+
+
 def profile_tables(results: Mapping[str, Any], name: str) -> list[Table]:
     profile = results["profiles"][name]
     volumes = _volumes(results)
     tables = [steady_table(profile, volumes)]
     if profile["kinds"]:
         tables += [change_table(profile), detection_by_volume_table(profile, volumes)]
-    special = special_table(profile, volumes)
-    return tables if special is None else [*tables, special]
+    extra = (special_table(profile, volumes), known_rate_table(profile))
+    return [*tables, *(t for t in extra if t is not None)]
 
 
 def comparison_table(results: Mapping[str, Any]) -> Table:
@@ -289,7 +326,60 @@ def charts(results: Mapping[str, Any]) -> list[str]:
             for name in names
         }
         out.append(bar_chart("Detected within 21 days", kinds, names, detected, percent=True))
-    return out
+    frontier = frontier_chart(results)
+    return out if frontier is None else [*out, frontier]
+
+
+def frontier_chart(results: Mapping[str, Any], most_onsets: float = 60.0) -> str | None:
+    """The reference test's detection of drop_30 against its steady flag onsets, one line per
+    volume, with each profile's own figures as dots of the volume's colour."""
+    known = results.get("known_rate")
+    if not known:
+        return None
+    left, top, width, height = 50, 30, 480, 240
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 130}" '
+        f'height="{top + height + 40}" font-family="sans-serif" font-size="11">',
+        '<text x="0" y="16" font-size="13" font-weight="bold">drop_30 detected within 21 days '
+        "against flag onsets per 100 steady account-months</text>",
+        f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" stroke="#999"/>',
+    ]
+
+    def xy(onsets: float, share: float) -> tuple[float, float]:
+        return left + width * min(onsets, most_onsets) / most_onsets, top + height * (1 - share)
+
+    for tick in range(0, 101, 25):
+        _, y = xy(0, tick / 100)
+        parts.append(f'<text x="{left - 30}" y="{y + 4:.0f}">{tick}%</text>')
+    for tick in range(0, int(most_onsets) + 1, 10):
+        x, _ = xy(tick, 0)
+        parts.append(f'<text x="{x - 4:.0f}" y="{top + height + 14}">{tick}</text>')
+    for i, (volume, cut) in enumerate(known["by_volume"].items()):
+        colour = PALETTE[i % len(PALETTE)]
+        points = sorted(
+            (p["steady_onsets_per_100_account_months"], p["detected_within_21d"])
+            for p in cut["points"]
+        )
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(o, d) for o, d in points))
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}"/>')
+        parts.append(
+            f'<text x="{left + width + 10}" y="{top + 14 * i + 10}" fill="{colour}">'
+            f"{html.escape(volume)}/week</text>"
+        )
+        for name, profile in results["profiles"].items():
+            row = profile.get("against_known_rate", {}).get(volume)
+            if row is None or row["profile_detected_within_21d"] is None:
+                continue
+            x, y = xy(row["profile_flag_onsets"], row["profile_detected_within_21d"])
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"><title>'
+                f"{html.escape(name)} at {html.escape(volume)}/week</title></circle>"
+            )
+    parts.append(
+        f'<text x="{left}" y="{top + height + 32}">lines: the reference test at each threshold; '
+        f"dots: the profiles (onsets past {most_onsets:.0f} drawn at the edge)</text></svg>"
+    )
+    return "".join(parts)
 
 
 STYLE = """

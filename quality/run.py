@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from healthstream.tools.replay import replay_events
+from quality.frontier import FrontierSettings, against_profile, frontier
 from quality.generator import Dataset, GeneratorSettings, generate
 from quality.measure import (
     ACCOUNT_MONTH_DAYS,
@@ -40,6 +41,7 @@ from stream.runtime import tune_gc
 
 HERE = Path(__file__).parent
 QUICK = GeneratorSettings(volumes=(15, 200), steady_per_volume=3, changed_per_volume=2)
+QUICK_REFERENCE = FrontierSettings(accounts=40)
 EPILOG = f"""\
 kinds of account (the change comes after {GeneratorSettings().history_days} days of ordinary life):
   steady                    nothing changes: its alerts, onsets and flips are false alarms
@@ -53,7 +55,10 @@ kinds of account (the change comes after {GeneratorSettings().history_days} days
 Figures per profile, overall and by volume: for steady accounts alerts, red and yellow
 finding onsets, exits from healthy and flips within 24 h per 100 account-months (from day
 100); for the changes the share detected within 21 days, the median delay, the share still
-flagged 8 and 16 weeks on and the median score then. The default run takes a few minutes.
+flagged 8 and 16 weeks on and the median score then. Beside them, for drop_30, what a
+reference test told each account's usual rate (Page's CUSUM) detects within 21 days when
+it starts flagging steady accounts no more often than the profile does, volume by volume.
+The default run takes a few minutes.
 """
 
 #: the population a worker process scores, handed over when the process is forked
@@ -141,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
         help="profiles scored at once, one process each (default: the CPU count, at most 4)",
     )
     p.add_argument(
+        "--reference-accounts",
+        type=int,
+        metavar="N",
+        help="steady and drop_30 accounts per volume for the known-rate reference test "
+        f"(default {FrontierSettings().accounts}; 0 leaves it out)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help=f"a small population, for tests: volumes {','.join(map(str, QUICK.volumes))}, "
@@ -221,8 +233,20 @@ def score_profiles(dataset: Dataset, names: Sequence[str], jobs: int) -> dict[st
     return done
 
 
-def results_of(dataset: Dataset, profiles: dict[str, Any]) -> dict[str, Any]:
+def reference_from(args: argparse.Namespace) -> FrontierSettings | None:
+    chosen = QUICK_REFERENCE if args.quick else FrontierSettings()
+    if args.reference_accounts is not None:
+        chosen = replace(chosen, accounts=args.reference_accounts)
+    return chosen if chosen.accounts > 0 else None
+
+
+def results_of(
+    dataset: Dataset, profiles: dict[str, Any], known_rate: dict[str, Any] | None = None
+) -> dict[str, Any]:
     settings = dataset.settings
+    if known_rate is not None:
+        for profile in profiles.values():
+            profile["against_known_rate"] = against_profile(known_rate, profile)
     return {
         "seed": settings.seed,
         "days": settings.days,
@@ -242,6 +266,7 @@ def results_of(dataset: Dataset, profiles: dict[str, Any]) -> dict[str, Any]:
             "flip_hours": FLIP_MS // 3_600_000,
             "account_month_days": ACCOUNT_MONTH_DAYS,
         },
+        "known_rate": known_rate,
         "profiles": profiles,
     }
 
@@ -262,7 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     jobs = max(1, args.jobs)
     say(f"scoring with {', '.join(args.profiles)} ({min(jobs, len(args.profiles))} at a time) ...")
-    results = results_of(dataset, score_profiles(dataset, args.profiles, jobs))
+    profiles = score_profiles(dataset, args.profiles, jobs)
+    reference = reference_from(args)
+    known_rate = None
+    if reference is not None:
+        say(f"the known-rate reference test on {reference.accounts} accounts per volume ...")
+        known_rate = frontier(settings, reference)
+    results = results_of(dataset, profiles, known_rate)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     (args.out / "report.html").write_text(render_html(results))

@@ -128,6 +128,22 @@ def test_steady_rates_are_per_100_account_months_after_the_warm_up() -> None:
     assert figures["share_of_days_flagged"] == 0.0
 
 
+def test_a_flag_onset_is_becoming_flagged_by_a_finding_or_a_zone() -> None:
+    since = T0 + 10 * DAY
+    until = since + round(30.44 * DAY)
+    trace = trace_of(
+        changed(T0, 70, "at_risk"),  # flagged in the warm-up: not counted
+        changed(since + DAY),
+        changed(since + 2 * DAY, 74, "healthy", YELLOW),  # an onset by a finding
+        changed(since + 3 * DAY, 70, "at_risk", YELLOW),  # still flagged: no new onset
+        changed(since + 5 * DAY),
+        changed(since + 8 * DAY, 70, "at_risk"),  # an onset by the zone
+        changed(since + 9 * DAY, 72, "at_risk"),
+    )
+    figures = steady_figures([trace], since, until)
+    assert figures["flag_onsets_per_100_account_months"] == 200.0
+
+
 def test_detection_delay_is_measured_from_the_change() -> None:
     change = T0 + 50 * DAY
     soon = trace_of(changed(T0), changed(change + 5 * DAY, 70, "at_risk"))

@@ -31,7 +31,7 @@ def share(value: object) -> bool:
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("quality")
     assert main(["--quick", "--profiles", "default", "--jobs", "1", "--out", str(out)]) == 0
-    assert (out / "report.html").read_text().count("<svg") == 2
+    assert (out / "report.html").read_text().count("<svg") == 3
     return json.loads((out / "results.json").read_text())
 
 
@@ -76,11 +76,29 @@ def test_every_change_kind_has_its_figures(results: dict) -> None:
     assert share(kinds["dip_10d"]["all"]["yellow_finding"])
 
 
+def test_the_known_rate_reference_is_beside_the_profile(results: dict) -> None:
+    known = results["known_rate"]
+    assert known["accounts"] == 40 and set(known["by_volume"]) == {"15", "200"}
+    rows = results["profiles"]["default"]["against_known_rate"]
+    assert set(rows) == {"15", "200"}
+    for row in rows.values():
+        assert row["profile_flag_onsets"] >= 0
+        assert share(row["known_rate_detected_at_those_onsets"])
+
+
 def test_the_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    for option in ("--seed", "--steady", "--replicates", "--profiles", "--out", "--quick"):
+    for option in (
+        "--seed",
+        "--steady",
+        "--replicates",
+        "--profiles",
+        "--out",
+        "--quick",
+        "--reference-accounts",
+    ):
         assert option in text
 
 

@@ -56,7 +56,7 @@ from stream.web import RECENT, RecentChanges, add_account_views, with_request_li
 from telemetry.codec import BadEvent
 from telemetry.limits import DeadLetterRecord, dead_letter
 from telemetry.mapping import Skipped
-from windows.snapshot import decode_state
+from windows.snapshot import snapshot_zone
 from windows.telemetry import EventType
 
 #: the key of the tombstone that ends each flush in the changelog. No account id can be
@@ -355,9 +355,9 @@ class Worker:
             value = self.states.get(account)
             if value is None:
                 continue
-            state = decode_state(value) if isinstance(value, bytes) else value
-            if state.last_zone:
-                zones[state.last_zone] += 1
+            zone = snapshot_zone(value) if isinstance(value, bytes) else value.last_zone
+            if zone:
+                zones[zone] += 1
         return zones
 
     async def on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:

@@ -48,6 +48,7 @@ _NOT_FACTS = (
 )
 #: the state's other fields, in their order in the facts array
 FACT_FIELDS = tuple(name for name in AccountState.__slots__ if name not in _NOT_FACTS)
+_ZONE_FACT = FACT_FIELDS.index("last_zone")
 
 
 class SnapshotError(ValueError):
@@ -84,6 +85,30 @@ def encode_state(state: AccountState) -> bytes:
         len(ids) // 8,
     )
     return header + b"".join(parts) + ids + facts
+
+
+def snapshot_zone(blob: bytes) -> str:
+    """The account's last emitted zone, read from the snapshot's facts alone: about a
+    tenth of a full decode, for counting a recovered book's accounts by zone."""
+    try:
+        view = memoryview(blob)
+        version = view[0]
+        if version not in READABLE:
+            raise SnapshotError(f"snapshot version {version}, expected one of {READABLE}")
+        *_, mask, _, _, n_ids = _HEADER.unpack_from(view, 0)
+        pos = _HEADER.size
+        while mask:
+            if mask & 1:
+                encoding, width = view[pos], view[pos + 1]
+                pos += (
+                    2 + HORIZON * width if encoding == _DENSE else 3 + view[pos + 2] * (1 + width)
+                )
+            mask >>= 1
+        pos += (8 if version == VERSION else 4) * n_ids
+        facts = orjson.loads(view[pos:])
+        return str(facts[_ZONE_FACT]) if len(facts) > _ZONE_FACT else ""
+    except (struct.error, IndexError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise SnapshotError(f"unreadable account snapshot: {exc}") from exc
 
 
 def decode_state(blob: bytes) -> AccountState:

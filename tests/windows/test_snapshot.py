@@ -4,9 +4,18 @@ import zlib
 from array import array
 
 import orjson
+import pytest
 
 from windows.account import AccountState, Series, event_id_hash
-from windows.snapshot import _HEADER, FACT_FIELDS, VERSION, decode_state, encode_state
+from windows.snapshot import (
+    _HEADER,
+    FACT_FIELDS,
+    VERSION,
+    SnapshotError,
+    decode_state,
+    encode_state,
+    snapshot_zone,
+)
 from windows.telemetry import MS_PER_DAY, EventType, TelemetryEvent
 
 DAY0 = 20_454  # 2026-01-01
@@ -57,3 +66,33 @@ def test_a_version_2_snapshot_is_read_with_its_crc32_memory_left_out() -> None:
     assert (back.clock, back.log_offset) == (state.clock, state.log_offset)
     state.recent_ids = bytearray()
     assert encode_state(back) == encode_state(state)
+
+
+def test_the_zone_is_read_without_decoding_the_rest() -> None:
+    state = _state([f"e{n}" for n in range(40)])
+    assert snapshot_zone(encode_state(state)) == ""
+    for zone in ("healthy", "at_risk", "critical"):
+        state.last_zone = zone
+        assert snapshot_zone(encode_state(state)) == zone
+        assert (
+            snapshot_zone(_as_version_2(state))
+            == zone
+            == decode_state(encode_state(state)).last_zone
+        )
+    # dense rings too: a series with a count on every day of its 90
+    dense = AccountState()
+    for day in range(90):
+        event = TelemetryEvent(f"d{day}", "a", EventType.LOGIN, (DAY0 + day) * MS_PER_DAY, 300, "u")
+        assert dense.apply(event)
+    dense.last_zone = "at_risk"
+    blob = encode_state(dense)
+    assert blob[_HEADER.size] == 0  # the ring is stored dense
+    assert snapshot_zone(blob) == "at_risk"
+
+
+def test_an_unreadable_snapshot_is_refused_when_its_zone_is_read() -> None:
+    blob = encode_state(_state(["e1"]))
+    with pytest.raises(SnapshotError):
+        snapshot_zone(blob[:20])
+    with pytest.raises(SnapshotError):
+        snapshot_zone(b"\x09" + blob[1:])

@@ -18,7 +18,7 @@ import asyncio
 import socket
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import faust
@@ -46,6 +46,7 @@ from stream.scorer import (
     BatchResult,
     BatchScorer,
     InputRecord,
+    PendingFlush,
     RocksAccountStates,
     StrKeyedBytesStore,
     WriteBehind,
@@ -62,6 +63,8 @@ from windows.telemetry import EventType
 #: the key of the tombstone that ends each flush in the changelog. No account id can be
 #: it: an account's key is its id in UTF-8, and the byte 0xFF never occurs in UTF-8
 FLUSH_MARK = b"\xffhealthstream-flush"
+#: accounts a flush writes between two batches: about 10-40 ms of encoding
+FLUSH_SLICE = 250
 #: the largest record batch the worker writes: under Kafka's default 1 MB message limit
 PRODUCER_BATCH_BYTES = 512 * 1024
 
@@ -75,6 +78,8 @@ class HealthApp(BatchApp):
     healthstream_metrics_server: MetricsServer | None = None
     #: what the worker scores with (its profile, its config version)
     healthstream_engine: HealthEngine | None = None
+    #: waits for the worker's flush under way, if any
+    healthstream_finish_flush: Callable[[], Awaitable[None]] | None = None
 
     def adapt_web(self, web: Any) -> Any:
         return with_request_limits(web)
@@ -85,7 +90,13 @@ class HealthApp(BatchApp):
         await super().on_start()
 
     async def on_stop(self) -> None:
-        """Deliver what the sinks still hold (or hand it to the dead-letter topic) first."""
+        """Finish the flush under way, and deliver what the sinks still hold (or hand it
+        to the dead-letter topic), first."""
+        if self.healthstream_finish_flush is not None:
+            try:
+                await self.healthstream_finish_flush()
+            except Exception:  # noqa: BLE001 - its records are unacknowledged: read again
+                self.log.exception("healthstream: the flush under way failed at stop")
         for sink in self.healthstream_sinks:
             await sink.aclose()
         await super().on_stop()
@@ -190,6 +201,9 @@ class Worker:
         )
         self.changelog_topic = self.accounts.changelog_topic.get_topic_name()
         self.write_behind = WriteBehind(settings.flush_interval_s, settings.flush_max_accounts)
+        #: the flush under way, if any (see ``flush``)
+        self.flushing: asyncio.Future[None] | None = None
+        self.app.healthstream_finish_flush = self.finish_flush
         self.lock = asyncio.Lock()
         # kept for the HTTP API only: about 3 KB an account otherwise spent for nothing
         self.recent = RecentChanges(keep=RECENT if settings.web_enabled else 0)
@@ -282,6 +296,8 @@ class Worker:
                 )
             started = time.perf_counter()
             result = self.scorer.process(records)
+            # at once, before any await: a flush under way must see what the batch changed
+            self.write_behind.changed(result.touched)
             scored = time.perf_counter()
             pending = await self.publish(result)
             if pending:
@@ -291,7 +307,7 @@ class Worker:
                 self.recent.add(outputs)
             if self.sinks and outputs:
                 await asyncio.gather(*(sink.deliver_batch(outputs) for sink in self.sinks))
-            self.write_behind.add(result.touched, messages)
+            self.write_behind.published(messages)
             if self.write_behind.due(time.monotonic()):
                 await self.flush()
             self.metrics.observe_batch(
@@ -365,6 +381,7 @@ class Worker:
         forget their records: the next owner reads them again from the last commit."""
         partitions = {tp.partition for tp in revoked if tp.topic == self.settings.input_topic}
         async with self.lock:
+            await self.finish_flush()
             self.states.roll_back(self.write_behind.forget_partitions(partitions))
             flushed = self.write_behind.flushed_upto
             self.scorer.rewind({p: flushed.get(p, -1) for p in partitions})
@@ -372,6 +389,8 @@ class Worker:
     async def flush_when_quiet(self) -> None:
         """Flush what a quiet input left pending, so its offsets get committed."""
         async with self.lock:
+            if self.flushing is not None and self.flushing.done():
+                await self.finish_flush()  # a failed flush raises here
             if self.write_behind.due(time.monotonic()):
                 await self.flush()
 
@@ -476,24 +495,47 @@ class Worker:
         await (await self.send_dead_letter(letter))
 
     async def flush(self) -> None:
-        """Write one snapshot per dirty account, then acknowledge the records they cover."""
+        """Begin a flush: one snapshot per dirty account as it is now, written a slice at a
+        time while batches go on (``PendingFlush``), then the records they cover
+        acknowledged. The flush before it, if still under way, is finished first."""
+        await self.finish_flush()
         dirty, unacked = self.write_behind.take(time.monotonic())
-        if dirty:
-            await self._write_snapshots(dirty)
-        self.states.trim()
+        batches = PartitionBatches(aiokafka_producer(self.app))
+        changelog, scorer, states = self.changelog_topic, self.scorer, self.states
+
+        def write(account_id: str, partition: int) -> None:
+            blob = scorer.snapshot(account_id)
+            states.persist(account_id, partition, blob)
+            batches.add(changelog, partition, account_id.encode(), blob)
+
+        pending = PendingFlush(dirty, unacked, write)
+        if not pending.write_some(FLUSH_SLICE):
+            scorer.freezing = pending
+        self.flushing = asyncio.ensure_future(self._complete_flush(pending, batches))
+
+    async def finish_flush(self) -> None:
+        """Wait for the flush under way, if any; a failed flush raises here."""
+        flushing, self.flushing = self.flushing, None
+        if flushing is not None:
+            await flushing
+
+    async def _complete_flush(self, pending: PendingFlush, batches: PartitionBatches) -> None:
+        try:
+            while not pending.write_some(FLUSH_SLICE):
+                await asyncio.sleep(0)  # let the next batch in between slices
+        finally:
+            self.scorer.freezing = None
+        if pending.accounts:
+            await self._write_snapshots(batches)
+        # accounts changed since the flush began stay live: their snapshot is behind them
+        self.states.trim(self.write_behind.dirty)
         # a commit must not cover an output a sink has not delivered (or given up on)
         await asyncio.gather(*(sink.drain() for sink in self.sinks))
-        self.acknowledge(unacked)
+        self.acknowledge(pending.unacked)
 
-    async def _write_snapshots(self, dirty: dict[str, int]) -> None:
-        """One snapshot per account to the changelog and the store, then each partition's
-        flush mark."""
+    async def _write_snapshots(self, batches: PartitionBatches) -> None:
+        """Send the flush's snapshots to the changelog, then each partition's flush mark."""
         changelog = self.changelog_topic
-        batches = PartitionBatches(aiokafka_producer(self.app))
-        for account_id, partition in dirty.items():
-            blob = self.scorer.snapshot(account_id)
-            self.states.persist(account_id, partition, blob)
-            batches.add(changelog, partition, account_id.encode(), blob)
         written = await batches.deliver()
         # A lone tombstone closes each partition's flush in a batch of its own: a broker
         # that reports a partition's end as its last batch's base offset + 1 (Tansu) then

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -146,23 +146,24 @@ class StrKeyedBytesStore(MutableMapping[str, Any]):
     def persist(self, key: str, partition: int, blob: bytes) -> None:
         self.flushed[key] = blob
 
-    def trim(self) -> None:
-        """After a flush (every state is then its last snapshot): keep at most ``max_live``
-        accounts live, the others as that snapshot."""
+    def trim(self, changed: Container[str] = ()) -> None:
+        """After a flush: keep at most ``max_live`` accounts live, the others as the
+        snapshot just written. ``changed``: accounts changed since the flush began, which
+        its snapshots no longer describe; they stay live."""
         if self.max_live is None:
             return
         live, flushed, data = self.live, self.flushed, self.data
-        unwritten = []
+        kept = []
         while len(live) > self.max_live:
             key, _ = live.popitem(last=False)
             blob = flushed.get(key)
-            if blob is None:
-                # never written (made for an event that was then refused, say): it has no
-                # snapshot to go back to, so it stays live
-                unwritten.append(key)
+            if blob is None or key in changed:
+                # never written (made for an event that was then refused, say), or changed
+                # since: no snapshot to go back to, so it stays live
+                kept.append(key)
             else:
                 data[key.encode()] = blob
-        for key in unwritten:
+        for key in reversed(kept):
             live[key] = None
             live.move_to_end(key, last=False)
 
@@ -239,10 +240,19 @@ class RocksAccountStates(MutableMapping[str, Any]):
     def persist(self, key: str, partition: int, blob: bytes) -> None:
         rocksdb_put(self.store, partition, key.encode(), blob)
 
-    def trim(self) -> None:
-        while len(self.cache) > self.max_cached:
-            key, _ = self.cache.popitem(last=False)
-            self.partition_of.pop(key, None)
+    def trim(self, changed: Container[str] = ()) -> None:
+        """Keep at most ``max_cached`` accounts cached; ``changed`` ones (changed since the
+        flush began: RocksDB does not hold what they are now) stay."""
+        cache, kept = self.cache, []
+        while len(cache) > self.max_cached:
+            key, value = cache.popitem(last=False)
+            if key in changed:
+                kept.append((key, value))
+            else:
+                self.partition_of.pop(key, None)
+        for key, value in reversed(kept):
+            cache[key] = value
+            cache.move_to_end(key, last=False)
 
     def roll_back(self, accounts: Iterable[str]) -> None:
         """Drop accounts from the cache: RocksDB holds their last flushed state."""
@@ -283,6 +293,9 @@ class BatchScorer:
         #: the highest offset applied per input partition: a record at or below it is
         #: already in the live state (Faust can seek back, e.g. when recovery completes)
         self.applied: dict[int, int] = {}
+        #: a flush under way: an account it has yet to write is written before a record
+        #: changes it, so every snapshot of the flush is the account as the flush began
+        self.freezing: PendingFlush | None = None
 
     def rewind(self, offsets: dict[int, int]) -> None:
         """After a roll-back, accept records again from just past these offsets."""
@@ -304,10 +317,15 @@ class BatchScorer:
                 continue
             if event.ts_ms > result.newest_event_ms:
                 result.newest_event_ms = event.ts_ms
+            freezing = self.freezing
             if event.type is EventType.TICK:
+                if freezing is not None:
+                    freezing.freeze_partition(record.partition)
                 accounts = self.states.keys_in_partition(record.partition)
                 self._note(feed(self.book, event, tick_accounts=accounts), record, event, result)
             elif not self._misplaced(record, event, result):
+                if freezing is not None:
+                    freezing.freeze(event.account_id)
                 fed = self._fed(record, event, result)
                 if fed is not None:
                     self._note(fed, record, event, result)
@@ -424,7 +442,15 @@ class WriteBehind:
         self.flushed_upto: dict[int, int] = {}
 
     def add(self, touched: dict[str, int], records: Iterable[Any]) -> None:
+        self.changed(touched)
+        self.published(records)
+
+    def changed(self, touched: dict[str, int]) -> None:
+        """Accounts a batch changed: to write at the next flush."""
         self.dirty.update(touched)
+
+    def published(self, records: Iterable[Any]) -> None:
+        """Records whose outputs are written: to acknowledge after the next flush."""
         self.unacked.extend(records)
 
     def due(self, now: float) -> bool:
@@ -453,3 +479,38 @@ class WriteBehind:
         self.dirty = {a: p for a, p in self.dirty.items() if p not in partitions}
         self.unacked = [m for m in self.unacked if m.partition not in partitions]
         return dropped
+
+
+class PendingFlush:
+    """A flush under way: one snapshot per account as it was when the flush began.
+
+    The snapshots are written a slice at a time (``write_some``) while batches go on being
+    scored, so a flush of many accounts does not hold every record behind it. An account
+    still waiting is written at once when a record is about to change it (``freeze``;
+    a tick changes every account of its partition: ``freeze_partition``)."""
+
+    def __init__(
+        self, dirty: dict[str, int], unacked: list[Any], write: Callable[[str, int], None]
+    ) -> None:
+        #: account → partition, not written yet
+        self.waiting = dict(dirty)
+        self.unacked = unacked
+        self.write = write
+        self.accounts = len(dirty)
+
+    def freeze(self, account: str) -> None:
+        partition = self.waiting.pop(account, None)
+        if partition is not None:
+            self.write(account, partition)
+
+    def freeze_partition(self, partition: int) -> None:
+        for account in [a for a, p in self.waiting.items() if p == partition]:
+            self.freeze(account)
+
+    def write_some(self, most: int) -> bool:
+        """Write up to ``most`` waiting accounts; whether every account is now written."""
+        waiting, write = self.waiting, self.write
+        for _ in range(min(most, len(waiting))):
+            account, partition = waiting.popitem()
+            write(account, partition)
+        return not waiting

@@ -7,7 +7,15 @@ from healthstream.tools.replay import replay
 from scoring.engine import HealthEngine, ScoringConfig
 from scoring.profile import load_profile
 from sinks import MemorySink
-from stream.scorer import BatchScorer, Fate, InputRecord, StrKeyedBytesStore, WriteBehind
+from stream.scorer import (
+    BatchScorer,
+    Fate,
+    InputRecord,
+    PendingFlush,
+    RocksAccountStates,
+    StrKeyedBytesStore,
+    WriteBehind,
+)
 from windows.account import AccountState, Series
 
 PARTITIONS = 3
@@ -98,6 +106,67 @@ def test_a_bounded_live_set_keeps_an_account_never_written_live() -> None:
     assert store.data[b"b"] == b"snapshot of b"  # the least recently used
     assert isinstance(store.data[b"c"], AccountState)
     assert list(store.live) == ["a", "c"]
+
+
+def test_a_flush_under_way_writes_every_account_as_it_was_when_the_flush_began() -> None:
+    lines = as_lines(silent_account_stream(accounts=8, days=30))
+    records = as_partitioned_records(lines)
+    cut = len(records) // 2
+    scorer = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    dirty = scorer.process(records[:cut]).touched
+    as_begun = BatchScorer(engine(), StrKeyedBytesStore({}, {}))
+    as_begun.process(records[:cut])
+    written: dict[str, bytes] = {}
+
+    def write(account: str, partition: int) -> None:
+        assert account not in written  # once each
+        written[account] = scorer.snapshot(account)
+
+    pending = PendingFlush(dirty, [], write)
+    assert not pending.write_some(2)
+    scorer.freezing = pending
+    later = records[cut:]
+    assert any(r.value and b'"tick"' in r.value for r in later[:60])  # ticks, events: both
+    for start in range(0, 60, 10):  # batches go on between slices
+        scorer.process(later[start : start + 10])
+        pending.write_some(1)
+    while not pending.write_some(1):
+        pass
+    assert written.keys() == dirty.keys() and len(dirty) > 3
+    for account, blob in written.items():
+        assert blob == as_begun.snapshot(account), account
+    # the accounts did move on: the snapshots are the flush's, not the accounts' now
+    assert any(scorer.snapshot(a) != blob for a, blob in written.items())
+
+
+def test_a_tick_writes_every_waiting_account_of_its_partition_first() -> None:
+    order: list[str] = []
+    pending = PendingFlush({"a": 0, "b": 1, "c": 0}, [], lambda a, p: order.append(a))
+    pending.freeze_partition(0)
+    assert sorted(order) == ["a", "c"] and pending.waiting == {"b": 1}
+    pending.freeze("a")  # written already: not again
+    pending.freeze("b")
+    assert sorted(order) == ["a", "b", "c"] and pending.write_some(5)
+
+
+def test_trim_keeps_accounts_changed_since_the_flush_began_live() -> None:
+    store = StrKeyedBytesStore({}, {}, max_live=1)
+    for account in ("a", "b", "c"):
+        store[account] = AccountState()
+        store.persist(account, 0, f"snapshot of {account}".encode())
+    store.trim(changed={"a"})
+    assert isinstance(store.data[b"a"], AccountState)  # its snapshot is behind it
+    assert store.data[b"b"] == b"snapshot of b"
+    assert isinstance(store.data[b"c"], AccountState)
+
+    class Rocks:
+        offset_key = b"__offset__"
+
+    cached = RocksAccountStates(Rocks(), max_cached=1)
+    for account in ("a", "b", "c"):
+        cached[account] = AccountState()
+    cached.trim(changed={"a"})
+    assert list(cached.cache) == ["a", "c"]
 
 
 def test_write_behind_flushes_on_interval_or_size_and_forgets_revoked_partitions() -> None:

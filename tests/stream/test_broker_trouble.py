@@ -121,7 +121,7 @@ def test_a_broker_outage_mid_run_loses_none_of_the_events_it_holds(tmp_path: Pat
     outage.restore()
     broker = EmbeddedBroker(port=back, advertised=f"127.0.0.1:{front}").start()
     settings = fresh_settings(f"127.0.0.1:{front}", "trouble")
-    records = list(generate(Scenario(accounts=60, days=40, seed=3)))
+    records = list(generate(Scenario(accounts=200, days=40, seed=3)))
     total = records_in_kafka(records)
     worker = WorkerProcess(settings, tmp_path)
     try:

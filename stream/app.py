@@ -298,6 +298,10 @@ class Worker:
             result = self.scorer.process(records)
             # at once, before any await: a flush under way must see what the batch changed
             self.write_behind.changed(result.touched)
+            if self.scorer.freezing is not None:
+                # a flush under way keeps pace with the input: it writes as many accounts
+                # as the batch had records, so it ends before the next one is due
+                self.scorer.freezing.write_some(len(records))
             scored = time.perf_counter()
             pending = await self.publish(result)
             if pending:

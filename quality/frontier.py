@@ -4,9 +4,10 @@ The detectors must estimate an account's usual level from its own noisy weeks. A
 that is told the level instead shows how much of a miss is the detectors' and how much is
 the counts': Page's CUSUM test for a fall of the value actions to ``ratio`` of their usual
 daily mean, with that mean known exactly (the volume, the weekday and the holiday factor of
-the generator; only the busy spells and the daily noise are unknown to it). For a known
-fall of a known rate, no test raises fewer false alarms for the same delay (Lorden 1971,
-Moustakides 1986); on overdispersed counts it is a reference, not a proof.
+the generator; only the busy spells and the daily noise are unknown to it). For independent
+days, a known fall and a known rate, no test has a shorter worst-case delay at the same
+rate of false alarms (Lorden 1971, Moustakides 1986); the busy spells make the days
+dependent, so it is a reference, not a bound.
 
 The counts are drawn by the generator's own functions, for many more accounts than the
 replay scores (it costs only arrays). For each threshold of the test the frontier gives

@@ -30,6 +30,7 @@ from quality.generator import (
     calendar_factors,
     gamma_poisson,
     usage_shape,
+    value_actions_per_day,
 )
 from quality.measure import ACCOUNT_MONTH_DAYS, DETECTION_DAYS, WARMUP_DAYS
 
@@ -94,12 +95,14 @@ def _draws(
     """Value actions per account and day, their known usual mean, and the change days."""
     rng = np.random.default_rng((settings.seed, seed, volume))
     days = settings.days
-    usual = volume / (5 + 2 * settings.weekend_factor) * calendar_factors(settings)
+    calendar = calendar_factors(settings)
+    usual = value_actions_per_day(settings, volume, calendar)
     counts = np.empty((accounts, days))
     change_days = settings.history_days + np.arange(accounts) % settings.change_spread
     for i, change_day in enumerate(change_days):
         shape = usage_shape(kind, days, int(change_day))
-        rate = usual * busy_factors(rng, settings) * shape.value_actions
+        activity = calendar * busy_factors(rng, settings)
+        rate = value_actions_per_day(settings, volume, activity) * shape.value_actions
         counts[i] = gamma_poisson(rng, rate, settings.noise_shape)
     return counts, np.broadcast_to(usual, counts.shape), change_days.astype(float)
 

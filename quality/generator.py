@@ -310,6 +310,19 @@ class AccountLog:
                 self.add(int(day), etype, float(share))
 
 
+def weekday_share(settings: GeneratorSettings) -> float:
+    """An ordinary weekday's share of a week's usage (a weekend day has less)."""
+    return 1.0 / (5 + 2 * settings.weekend_factor)
+
+
+def value_actions_per_day(
+    settings: GeneratorSettings, volume: int, activity: FloatArray
+) -> FloatArray:
+    """The mean of each day's value actions, for ``volume`` a week and the day's activity."""
+    rate: FloatArray = volume * weekday_share(settings) * activity
+    return rate
+
+
 def account_records(plan: AccountPlan, settings: GeneratorSettings) -> list[list[TelemetryEvent]]:
     """The account's records by day index, each day's in no particular order."""
     rng = np.random.default_rng((settings.seed, plan.index))
@@ -317,9 +330,9 @@ def account_records(plan: AccountPlan, settings: GeneratorSettings) -> list[list
     activity = calendar_factors(settings) * busy_factors(rng, settings)
     log = AccountLog(plan, settings, rng, shape.last_day)
     _add_facts(log, settings)
-    per_weekday = 1.0 / (5 + 2 * settings.weekend_factor)
+    per_weekday = weekday_share(settings)
     most, k = settings.max_events_per_day, settings.noise_shape
-    value_rate = plan.volume * per_weekday * activity
+    value_rate = value_actions_per_day(settings, plan.volume, activity)
     log.add_counts(
         EventType.VALUE_ACTION, gamma_poisson(rng, value_rate * shape.value_actions, k), most
     )

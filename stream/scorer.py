@@ -441,10 +441,6 @@ class WriteBehind:
         #: per input partition, the highest offset acknowledged by a flush so far
         self.flushed_upto: dict[int, int] = {}
 
-    def add(self, touched: dict[str, int], records: Iterable[Any]) -> None:
-        self.changed(touched)
-        self.published(records)
-
     def changed(self, touched: dict[str, int]) -> None:
         """Accounts a batch changed: to write at the next flush."""
         self.dirty.update(touched)

@@ -55,6 +55,10 @@ class SnapshotError(ValueError):
     """The bytes are not a snapshot this version can read."""
 
 
+#: what reading bytes that are not a snapshot raises on the way
+_UNREADABLE = (struct.error, IndexError, ValueError, TypeError, orjson.JSONDecodeError)
+
+
 def encode_state(state: AccountState) -> bytes:
     mask = 0
     parts: list[bytes] = []
@@ -107,14 +111,14 @@ def snapshot_zone(blob: bytes) -> str:
         pos += (8 if version == VERSION else 4) * n_ids
         facts = orjson.loads(view[pos:])
         return str(facts[_ZONE_FACT]) if len(facts) > _ZONE_FACT else ""
-    except (struct.error, IndexError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
+    except _UNREADABLE as exc:
         raise SnapshotError(f"unreadable account snapshot: {exc}") from exc
 
 
 def decode_state(blob: bytes) -> AccountState:
     try:
         return _decode(memoryview(blob))
-    except (struct.error, IndexError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
+    except _UNREADABLE as exc:
         raise SnapshotError(f"unreadable account snapshot: {exc}") from exc
 
 

@@ -177,11 +177,13 @@ def test_write_behind_flushes_on_interval_or_size_and_forgets_revoked_partitions
 
     wb = WriteBehind(interval_s=2.0, max_dirty=3)
     assert not wb.due(100.0)  # nothing pending
-    wb.add({"a": 0, "b": 1}, [Msg(0, 5), Msg(1, 9)])
+    wb.changed({"a": 0, "b": 1})
+    wb.published([Msg(0, 5), Msg(1, 9)])
     wb.last_flush = 99.0
     assert not wb.due(100.0)
     assert wb.due(101.5)  # interval passed
-    wb.add({"c": 2}, [Msg(2)])
+    wb.changed({"c": 2})
+    wb.published([Msg(2)])
     assert wb.due(100.0)  # three accounts waiting
     assert wb.forget_partitions({1}) == ["b"]
     dirty, unacked = wb.take(100.0)
